@@ -1,0 +1,115 @@
+"""ImageNet classifiers through torchvision's weights API, downloaded once into TORCH_HOME.
+
+Offline and not cached, a model is "needs download", never a crash. Loading reads the checkpoint with
+``torch.load(weights_only=True)``: no pickle code runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class TorchvisionEntry:
+    model_id: str
+    arch: str  # torchvision.models.get_model name
+    weights: str  # weights enum member, e.g. "ResNet18_Weights.IMAGENET1K_V1"
+    name: str
+    gradcam_layer: str
+    resize: int = 256
+
+
+ENTRIES: tuple[TorchvisionEntry, ...] = (
+    TorchvisionEntry("resnet18", "resnet18", "ResNet18_Weights.IMAGENET1K_V1", "ResNet-18", "layer4"),
+    TorchvisionEntry("resnet50", "resnet50", "ResNet50_Weights.IMAGENET1K_V2", "ResNet-50", "layer4", 232),
+    TorchvisionEntry("mobilenet_v3_large", "mobilenet_v3_large", "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
+                     "MobileNetV3-Large", "features", 232),
+    TorchvisionEntry("efficientnet_b0", "efficientnet_b0", "EfficientNet_B0_Weights.IMAGENET1K_V1",
+                     "EfficientNet-B0", "features"),
+    TorchvisionEntry("convnext_tiny", "convnext_tiny", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", "ConvNeXt-Tiny",
+                     "features", 236),
+    TorchvisionEntry("vit_b_16", "vit_b_16", "ViT_B_16_Weights.IMAGENET1K_V1", "ViT-B/16", "encoder"),
+)
+
+
+def _weights(entry: TorchvisionEntry):
+    from torchvision.models import get_weight
+
+    return get_weight(entry.weights)
+
+
+def imagenet_categories() -> tuple[str, ...]:
+    from torchvision.models import ResNet18_Weights
+
+    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def checkpoint_path(entry: TorchvisionEntry) -> Path:
+    """Where torchvision keeps this checkpoint: $TORCH_HOME/hub/checkpoints/<file name of the URL>."""
+    url = _weights(entry).url
+    return checkpoint_dir() / os.path.basename(url)
+
+
+def download(url: str, dst: Path, progress: ProgressFn | None = None, timeout: float = 20.0) -> Path:
+    """Download ``url`` to ``dst`` with progress, checking torchvision's sha256 prefix in the file name."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    m = re.search(r"-([a-f0-9]{6,})\.", os.path.basename(url))
+    prefix = m.group(1) if m else None
+    h = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(dir=dst.parent, suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+            total = int(resp.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                h.update(chunk)
+                done += len(chunk)
+                if progress:
+                    frac = done / total if total else 0.0
+                    progress(min(frac, 1.0), f"{os.path.basename(url)}: {done / 2**20:.0f} / {total / 2**20:.0f} MB")
+        if prefix and not h.hexdigest().startswith(prefix):
+            raise RuntimeError(f"{os.path.basename(url)}: checksum mismatch, download corrupted")
+        os.replace(tmp_name, dst)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return dst
+
+
+def fetch(entry: TorchvisionEntry, progress: ProgressFn | None = None) -> Path:
+    path = checkpoint_path(entry)
+    if path.is_file():
+        return path
+    return download(_weights(entry).url, path, progress)
+
+
+def build(entry: TorchvisionEntry) -> nn.Module:
+    """The architecture with the cached checkpoint loaded safely (weights_only)."""
+    from torchvision.models import get_model
+
+    path = checkpoint_path(entry)
+    net = get_model(entry.arch, weights=None)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    net.eval()
+    return net

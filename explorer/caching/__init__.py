@@ -1,0 +1,52 @@
+"""The one place that knows about Streamlit's caches.
+
+* Models live in the process-wide, bounded, thread-safe ``explorer.inference.ModelCache`` (shared by all
+  sessions, never mutated); this module only adds progress bars and friendly errors around it.
+* Results are ``st.cache_data`` entries keyed by (model id, image sha256 digest, settings). Arrays travel as
+  ``_underscored`` arguments, so Streamlit never hashes them (it samples large arrays: collisions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explorer.inference import model_cache, predict_proba
+from explorer.models import Classifier, ModelUnavailable, get_spec
+
+RESULT_ENTRIES = 256
+
+
+def get_model(model_id: str, device: str | None = None, allow_download: bool = False) -> Classifier:
+    """The shared model, loading it with a progress bar the first time (training or downloading if needed)."""
+    spec = get_spec(model_id)
+    cache = model_cache()
+    bar = None
+
+    def progress(frac: float, text: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = st.progress(0.0, text=f"Preparing {spec.name}…")
+        bar.progress(min(max(frac, 0.0), 1.0), text=text)
+
+    try:
+        return cache.get(model_id, device, progress=progress, allow_download=allow_download)
+    finally:
+        if bar is not None:
+            bar.empty()
+
+
+def require_model(model_id: str, device: str | None = None) -> Classifier:
+    """``get_model`` for pages: an unavailable model shows one clear message and stops this page only."""
+    try:
+        return get_model(model_id, device)
+    except (ModelUnavailable, ValueError) as exc:
+        st.error(str(exc))
+        st.stop()
+        raise  # unreachable: st.stop raises
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+def probabilities(model_id: str, image_digest: str, device: str | None, _images: np.ndarray) -> np.ndarray:
+    """Class probabilities of a batch of images, cached by the images' digest."""
+    return predict_proba(model_cache().get(model_id, device), _images)

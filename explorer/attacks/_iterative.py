@@ -1,0 +1,73 @@
+"""The one gradient loop behind BIM, PGD (L∞ / L2) and MI-FGSM; the norm plug-in supplies the geometry.
+
+Each step (written op for op like torchattacks / Foolbox, so L∞ runs are bit-identical to theirs)::
+
+    g     = ∇ₓ objective(x_t)                     (Σ CE(y), or −Σ CE(target))
+    g     = g / mean|g| + μ · g_prev               (MI-FGSM only)
+    x'    = x_t + α · norm.normalize(g)
+    x_t+1 = clip_[0,1](x + norm.project(x' − x, ε))
+
+ε and α are per-row tensors: a batch may hold one image at many ε (a sweep) or many images at one ε.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from explorer.attacks._common import (
+    Recorder,
+    ascent_objective,
+    cross_entropy,
+    finish,
+    generator_for,
+    grad_mode,
+    rows,
+)
+from explorer.attacks.norms import Norm
+from explorer.attacks.result import AttackResult
+
+
+def random_start_point(x: torch.Tensor, eps_r: torch.Tensor, norm: Norm, generator: torch.Generator,
+                       shared: bool) -> torch.Tensor:
+    """x + ε·u clipped to [0, 1], u uniform in the unit ball, drawn on the CPU from ``generator``.
+
+    ``shared=True`` draws one u for all rows (a sweep of one image: row i equals a separate call at ε_i
+    with the same seed).
+    """
+    shape = (1, *x.shape[1:]) if shared else tuple(x.shape)
+    unit = norm.random(shape, generator).to(x.device)
+    return torch.clamp(x + eps_r.reshape(-1, 1, 1, 1) * unit, min=0, max=1)
+
+
+def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch.Tensor,
+                  target: torch.Tensor | None, eps: np.ndarray, alpha: np.ndarray, steps: int, norm: Norm, *,
+                  random_start: bool = False, seed: int | None = None, generator: torch.Generator | None = None,
+                  decay: float | None = None, shared_start: bool = False, trace: bool = True) -> AttackResult:
+    """Run the loop on prepared inputs (see ``explorer.attacks._common.prepare``)."""
+    eps_r = rows(eps, x)
+    alpha_r = rows(alpha, x).reshape(-1, 1, 1, 1)
+    rec = Recorder(trace, x, y, target)
+    with grad_mode():
+        if random_start:
+            adv = random_start_point(x, eps_r, norm, generator_for(seed, generator), shared_start)
+        else:
+            adv = x.clone()
+        momentum = torch.zeros_like(x) if decay is not None else None
+        for step in range(steps):
+            adv.requires_grad_(True)
+            logits = model(adv)
+            ce = cross_entropy(logits, y, target)
+            if step > 0:
+                rec.add(logits, adv, ce)
+            (grad,) = torch.autograd.grad(ascent_objective(ce, target), adv)
+            adv = adv.detach()
+            if momentum is not None:
+                grad = grad / torch.mean(torch.abs(grad), dim=tuple(range(1, grad.dim())), keepdim=True).clamp_min(
+                    1e-12)
+                grad = grad + momentum * decay
+                momentum = grad
+            adv = adv + alpha_r * norm.normalize(grad)
+            delta = norm.project(adv - x, eps_r)
+            adv = torch.clamp(x + delta, min=0, max=1)
+    return finish(model, attack, x, adv, y, target, eps, rec, trace)

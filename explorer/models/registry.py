@@ -191,7 +191,7 @@ def build_classifier(model_id: str, progress: ProgressFn | None = None,
     spec = get_spec(model_id)
     avail = availability(model_id)
     if avail.status == Status.UNAVAILABLE or (avail.status == Status.NEEDS_DOWNLOAD and not allow_download):
-        raise ModelUnavailable(f"{spec.name} is {avail.status.value}: {avail.reason}. Run: {avail.fix}")
+        raise ModelUnavailable(f"{spec.name} is not available here ({avail.status.value}): {avail.reason}. Run: {avail.fix}")
     if spec.family == "builtin":
         if avail.status == Status.NEEDS_TRAINING:
             train(model_id, progress)

@@ -1,0 +1,102 @@
+"""Warm UMAP once per process, in the background.
+
+``import umap`` compiles numba code (~15-20 s with an empty numba cache, ~3 s once cached), and the first
+``fit`` in every new process recompiles ~13 s more (only some of umap's jitted functions are cached on disk).
+``warm_umap_in_background()`` pays both in a daemon thread when the server starts, so that the page can
+show PCA at once and UMAP shortly after. It is idempotent and thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+import time
+from pathlib import Path
+
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+_done = threading.Event()
+_error: BaseException | None = None
+_seconds: float | None = None
+
+
+def numba_cache_dir() -> Path:
+    """Set ``NUMBA_CACHE_DIR`` to ``<cache_dir>/numba`` unless already set; returns the folder in use.
+
+    Must run before numba is first imported to take effect (numba reads its configuration at import).
+    """
+    current = os.environ.get("NUMBA_CACHE_DIR")
+    if current:
+        return Path(current)
+    from explorer.config import get_settings
+
+    folder = get_settings().cache_dir / "numba"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return folder  # unwritable: numba falls back to not caching
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    return folder
+
+
+def import_umap():
+    """``import umap`` with the numba cache folder set first (imports are serialised by Python's lock)."""
+    numba_cache_dir()
+    import umap
+
+    # umap warns on every seeded fit that it runs single-threaded: that is the point (deterministic maps)
+    warnings.filterwarnings("ignore", message=r"n_jobs value .* overridden", category=UserWarning)
+
+    return umap
+
+
+def _warm() -> None:
+    global _error, _seconds
+    start = time.perf_counter()
+    try:
+        import numpy as np
+
+        umap = import_umap()
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((64, 8)).astype(np.float32)
+        # Same code path as project(): small data (exact neighbours), seeded (single-threaded layout), transform.
+        reducer = umap.UMAP(n_neighbors=5, n_components=2, random_state=0, n_epochs=20, verbose=False)
+        reducer.fit(x)
+        reducer.transform(x[:4] + np.float32(0.01))
+    except BaseException as exc:  # noqa: BLE001 - reported through umap_error(), never raised in a thread
+        _error = exc
+    finally:
+        _seconds = time.perf_counter() - start
+        _done.set()
+
+
+def warm_umap_in_background() -> threading.Thread:
+    """Start (once per process) a daemon thread that imports umap and fits a tiny UMAP; returns the thread."""
+    global _thread
+    with _lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_warm, name="explorer-umap-warmup", daemon=True)
+            _thread.start()
+        return _thread
+
+
+def umap_ready() -> bool:
+    """True once the warm-up has finished (successfully or not: see ``umap_error``)."""
+    return _done.is_set()
+
+
+def wait_umap(timeout: float | None = None) -> bool:
+    """Wait for the warm-up (starting it if needed); True when it finished within ``timeout`` seconds."""
+    warm_umap_in_background()
+    return _done.wait(timeout)
+
+
+def umap_error() -> BaseException | None:
+    """The exception the warm-up raised, if any (e.g. umap-learn not installed)."""
+    return _error
+
+
+def warm_seconds() -> float | None:
+    """How long the warm-up took in this process (None until it has finished)."""
+    return _seconds

@@ -106,8 +106,10 @@ def _pick_image(spec: ModelSpec) -> LoadedImage:
         except (KeyError, ValueError):
             extra = None
         if extra is not None and extra.sample_id and extra.sample_id.split(":")[0] == kind:
-            ids.insert(0, wanted)
-            names[wanted] = extra.name
+            wanted = extra.sample_id
+            if wanted not in names:
+                ids.insert(0, wanted)
+                names[wanted] = extra.name
         else:
             wanted = DEFAULT_IMAGE.get(kind, ids[0]) if DEFAULT_IMAGE.get(kind) in names else ids[0]
     sample_id = st.sidebar.selectbox("Image", ids, index=ids.index(wanted), format_func=lambda i: names[i],

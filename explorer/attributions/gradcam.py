@@ -14,6 +14,7 @@ upsamples bilinearly (Captum's ``interpolate`` defaults to nearest). Its layer m
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +76,9 @@ def gradcam(
 
     One forward pass (a forward hook swaps the layer's output for a detached leaf that requires grad, so
     the backward stops at the layer) and one ``torch.autograd.grad`` of the summed target logits with
-    respect to that activation. ``layer`` defaults to ``default_layer(model)``.
+    respect to that activation. The hook lives only for this call and acts only on the calling thread's
+    forward passes, so other sessions using the shared model meanwhile are unaffected.
+    ``layer`` defaults to ``default_layer(model)``.
     """
     name = layer or default_layer(model)
     try:
@@ -85,8 +88,11 @@ def gradcam(
     xb = as_batch(model, x)
     targets = as_targets(target, len(xb), xb.device)
     captured: list[torch.Tensor] = []
+    owner = threading.get_ident()
 
-    def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        if threading.get_ident() != owner:
+            return None  # another session's forward on the shared model while ours runs: leave it alone
         if not isinstance(output, torch.Tensor) or output.dim() != 4:
             raise ValueError(f"layer {name!r} must output an N x K x h x w tensor for Grad-CAM")
         leaf = output.detach().requires_grad_(True)

@@ -65,3 +65,38 @@ def test_registry_default_layer_for_builtin_cnn():
     model = make_cnn((1, 12, 12))
     model.model_id = "digits-cnn"  # the registry names conv2 for the built-in CNNs
     assert default_layer(model) == "conv2"
+
+
+def test_hook_leaves_other_threads_forward_passes_alone():
+    """While one session's Grad-CAM hook is registered, another thread's gradient on the shared model is exact."""
+    import threading
+
+    from torch import nn
+
+    from explorer.attributions import gradient
+
+    class Probe(nn.Module):
+        """Identity; when armed, runs a saliency gradient on the same model in another thread mid-forward."""
+
+        def __init__(self):
+            super().__init__()
+            self.armed, self.result = False, None
+
+        def forward(self, z):
+            if self.armed:
+                self.armed = False
+                worker = threading.Thread(target=lambda: setattr(self, "result", gradient(model, probe_x, 2)))
+                worker.start()
+                worker.join()
+            return z
+
+    model = make_cnn((1, 12, 12))
+    probe = Probe()
+    model.net.relu2 = nn.Sequential(nn.ReLU(), probe)
+    probe_x = images(2, (1, 12, 12), seed=9)
+    expected = gradient(model, probe_x, 2)
+    probe.armed = True
+    gradcam(model, images(1, (1, 12, 12)), 0, layer="conv2")
+    assert probe.result is not None
+    np.testing.assert_array_equal(probe.result, expected)
+    assert _no_hooks(model)

@@ -57,3 +57,19 @@ def test_rejects_bad_settings(cnn):
         smoothgrad(cnn, images(1, (3, 12, 12)), 0, n_samples=0)
     with pytest.raises(ValueError):
         smoothgrad(cnn, images(1, (3, 12, 12)), 0, sigma=-1)
+
+
+def test_matches_captum_noise_tunnel_with_the_same_noise(cnn):
+    """Captum draws its noise from the global RNG: seeded the same way (in a fork), it draws our noise."""
+    from captum.attr import NoiseTunnel, Saliency
+
+    from explorer.attributions.smoothgrad import noise_scale
+
+    x = images(1, (3, 12, 12), seed=2)
+    ours = smoothgrad(cnn, x, 1, n_samples=7, sigma=0.2, seed=5)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        theirs = NoiseTunnel(Saliency(cnn)).attribute(
+            x.clone(), nt_type="smoothgrad", nt_samples=7, stdevs=float(noise_scale(x, 0.2).flatten()[0]), target=1,
+            abs=False)  # Saliency's default abs=True would average |gradient| instead
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-5, atol=1e-7)

@@ -8,8 +8,12 @@ from explorer.boundaries.slices import (
     PLANE_KINDS,
     Plane,
     Profile,
+    Slice,
+    SliceConfig,
     SliceResult,
+    attack_markers,
     ball_section,
+    compute_slice,
     evaluate_plane,
     fgsm_delta,
     linearity_profile,
@@ -37,8 +41,8 @@ from explorer.boundaries.toy import (
 
 __all__ = [
     "ACTIVATIONS", "ADV_METHODS", "BOUNDS", "DATASETS", "NORMS", "PLANE_KINDS", "AdvTrainConfig", "GridResult",
-    "MLPConfig", "Margins", "Plane", "PointAttack", "Profile", "SliceResult", "ToyData", "ToyDataConfig", "ToyMLP",
-    "TrainedMLP", "attack_point", "ball_section", "evaluate_plane", "evaluate_points", "fgsm_delta", "fgsm_point",
+    "MLPConfig", "Margins", "Plane", "PointAttack", "Profile", "Slice", "SliceConfig", "SliceResult", "ToyData", "ToyDataConfig", "ToyMLP",
+    "TrainedMLP", "attack_markers", "attack_point", "ball_section", "compute_slice", "evaluate_plane", "evaluate_points", "fgsm_delta", "fgsm_point",
     "grid", "linear_model", "linearity_profile", "make_dataset", "margins", "marching_squares",
     "off_plane_fraction", "pgd_delta", "pgd_trajectory", "plane_directions", "project_to_plane", "train_mlp",
 ]

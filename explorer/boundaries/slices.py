@@ -328,8 +328,11 @@ def evaluate_plane(model: nn.Module, x: np.ndarray | torch.Tensor, d1: np.ndarra
     coef = torch.from_numpy(np.stack([a.ravel(), b.ravel()], 1)).to(dev)
     dirs = torch.from_numpy(np.stack([_to_numpy(d1).ravel(), _to_numpy(d2).ravel()])).to(dev)
     logits = _forward_rows(model, xi.reshape(1, -1), coef, dirs, shape, clip, batch_size, progress, "slice")
-    probs = torch.softmax(logits, dim=1)
-    pmax, pred = probs.max(1)
+    # max softmax probability = 1 / Σ exp(z − max z); reduced over the class axis laid out first (a CPU
+    # softmax over a short last axis costs more than the forward of a small model).
+    lt = logits.t().contiguous()
+    zmax, pred = lt.max(0)
+    pmax = 1.0 / torch.exp(lt - zmax).sum(0)
     r = resolution
     return SliceResult(
         coords, pred.reshape(r, r).cpu().numpy(), pmax.reshape(r, r).cpu().numpy(),
@@ -373,3 +376,65 @@ def linearity_profile(model: nn.Module, x: np.ndarray | torch.Tensor, y: int | N
     loss = F.cross_entropy(logits, yy, reduction="none").cpu().numpy()
     lg = logits.cpu().numpy()
     return Profile(t, loss[:n], lg[:n], loss[n:], lg[n:], label, bool(clip))
+
+
+# ----------------------------------------------------------------------------------------- one call
+@dataclass(frozen=True)
+class SliceConfig:
+    """Everything that defines a slice besides the model and the image (hashable: a cache key).
+
+    ``eps`` is the attack budget drawn on the slice (FGSM / PGD end points and the ε-ball section);
+    ``pgd_steps`` the local PGD used when no perturbation is supplied; ``extent`` the half-width of the plane.
+    """
+
+    kind: str = "adversarial/random"
+    extent: float = 0.3
+    resolution: int = 41
+    eps: float = 0.1
+    pgd_steps: int = 10
+    target: int | None = None
+    seed: int = 0
+    clip: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class Slice:
+    """A computed slice: the plane, the grid of predictions, the attack end points in plane coordinates
+    (``markers``, with the fraction of each perturbation that lies off the plane) and the ε-ball section."""
+
+    plane: Plane
+    result: SliceResult
+    markers: dict[str, tuple[float, float]]
+    off_plane: dict[str, float]
+    ball: np.ndarray
+    config: SliceConfig
+
+
+def attack_markers(model: nn.Module, x: np.ndarray | torch.Tensor, plane: Plane, eps: float,
+                   pgd: np.ndarray | None = None, pgd_steps: int = 10
+                   ) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """Plane coordinates of the FGSM step ``eps·sign(∇ₓL)`` and of a PGD perturbation (given, the plane's own,
+    or a local L∞ PGD of ``eps``), and the fraction of each that lies off the plane (0: exactly on it)."""
+    fg = fgsm_delta(model, x, plane.label, eps)
+    if pgd is None:
+        pgd = plane.delta if plane.delta is not None else pgd_delta(model, x, plane.label, eps, pgd_steps)
+    pg = _to_numpy(pgd).reshape(fg.shape)
+    markers = {"FGSM": project_to_plane(fg, plane.d1, plane.d2), "PGD": project_to_plane(pg, plane.d1, plane.d2)}
+    off = {"FGSM": off_plane_fraction(fg, plane.d1, plane.d2), "PGD": off_plane_fraction(pg, plane.d1, plane.d2)}
+    return markers, off
+
+
+def compute_slice(model: nn.Module, x: np.ndarray | torch.Tensor, y: int | None, config: SliceConfig = SliceConfig(),
+                  *, delta: np.ndarray | None = None, batch_size: int = 256,
+                  progress: ProgressFn | None = None) -> Slice:
+    """Directions, evaluation, attack end points and the L∞ ε-ball section of one slice, from a config.
+
+    ``delta``: a PGD perturbation from the attacks library (used by the "pgd/random" plane and as the PGD
+    marker); without it a local L∞ PGD of ``config.eps`` is run.
+    """
+    plane = plane_directions(model, x, y, config.kind, seed=config.seed, delta=delta, target=config.target,
+                             eps=config.eps, pgd_steps=config.pgd_steps)
+    result = evaluate_plane(model, x, plane.d1, plane.d2, config.extent, config.resolution, batch_size, progress,
+                            clip=config.clip)
+    markers, off = attack_markers(model, x, plane, config.eps, delta, config.pgd_steps)
+    return Slice(plane, result, markers, off, ball_section(plane.d1, plane.d2, config.eps, "linf"), config)

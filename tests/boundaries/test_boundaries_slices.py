@@ -12,6 +12,8 @@ from torch.nn import functional as F
 
 from explorer.boundaries.slices import (
     PLANE_KINDS,
+    SliceConfig,
+    compute_slice,
     ball_section,
     evaluate_plane,
     fgsm_delta,
@@ -193,6 +195,23 @@ def test_ball_sections():
     assert np.abs(di).sum(1).max() == pytest.approx(0.2, rel=1e-4)
     circ = ball_section(e1, e2, 0.2, "l2")
     np.testing.assert_allclose(np.linalg.norm(circ, axis=1), 0.2 / np.sqrt(8), rtol=1e-5)
+
+
+def test_compute_slice_markers_and_config(tiny, image):
+    cfg = SliceConfig(kind="adversarial/random", extent=0.2, resolution=11, eps=0.1, pgd_steps=4, seed=3)
+    assert hash(cfg) == hash(SliceConfig(kind="adversarial/random", extent=0.2, resolution=11, eps=0.1,
+                                         pgd_steps=4, seed=3))
+    sl = compute_slice(tiny, image, None, cfg)
+    assert sl.result.centre_pred == predict_class(tiny, image) == sl.plane.label
+    assert sl.markers["FGSM"] == pytest.approx((0.1, 0.0), abs=1e-6) and sl.off_plane["FGSM"] < 1e-6
+    assert 0.0 <= sl.off_plane["PGD"] <= 1.0
+    assert sl.ball.shape[1] == 2 and np.abs(sl.ball[:, 0]).max() == pytest.approx(0.1, rel=1e-4)
+    # On a PGD plane the PGD end point lies on the plane, on the first axis.
+    delta = pgd_delta(tiny, image, sl.plane.label, 0.1, 4)
+    pl = compute_slice(tiny, image, None, SliceConfig(kind="pgd/random", extent=0.2, resolution=11, eps=0.1),
+                       delta=delta)
+    assert pl.markers["PGD"][0] == pytest.approx(np.abs(delta).max(), rel=1e-5)
+    assert pl.off_plane["PGD"] < 1e-5
 
 
 @pytest.mark.slow

@@ -47,6 +47,9 @@ def import_umap():
 
     # umap warns on every seeded fit that it runs single-threaded: that is the point (deterministic maps)
     warnings.filterwarnings("ignore", message=r"n_jobs value .* overridden", category=UserWarning)
+    # project() transforms with a precomputed distance matrix on purpose
+    warnings.filterwarnings("ignore", message=r"Transforming new data with precomputed metric", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"using precomputed metric; inverse_transform", category=UserWarning)
 
     return umap
 
@@ -57,13 +60,12 @@ def _warm() -> None:
     try:
         import numpy as np
 
-        umap = import_umap()
+        import_umap()
+        from explorer.projections.project import project
+
         rng = np.random.default_rng(0)
         x = rng.standard_normal((64, 8)).astype(np.float32)
-        # Same code path as project(): small data (exact neighbours), seeded (single-threaded layout), transform.
-        reducer = umap.UMAP(n_neighbors=5, n_components=2, random_state=0, n_epochs=20, verbose=False)
-        reducer.fit(x)
-        reducer.transform(x[:4] + np.float32(0.01))
+        project(x, x[:8] + np.float32(0.01), "umap", seed=0)  # the very code path of the page, on tiny data
     except BaseException as exc:  # noqa: BLE001 - reported through umap_error(), never raised in a thread
         _error = exc
     finally:

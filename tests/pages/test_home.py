@@ -1,0 +1,51 @@
+"""AppTest of the shell: home page, shared sidebar, URL state, bad input."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+
+
+def run_app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def test_home_shows_a_live_prediction_on_the_default_offline_model():
+    at = run_app()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="model_pick").value == "digits-cnn"
+    assert at.title[0].value == "Adversarial Explorer"
+    assert len(at.metric) >= 1 and at.metric[0].label == "Prediction"
+    assert at.query_params["model"] == ["digits-cnn"] or at.query_params["model"] == "digits-cnn"
+
+
+def test_url_selects_model_and_sample():
+    at = run_app(model="digits-mlp", image="digits:3")
+    assert not at.exception
+    assert at.sidebar.selectbox(key="model_pick").value == "digits-mlp"
+    assert at.sidebar.selectbox(key="image_pick_digits").value == "digits:3"
+
+
+def test_unknown_model_in_url_warns_and_falls_back():
+    at = run_app(model="nope")
+    assert not at.exception
+    assert any("Unknown model" in w.value for w in at.sidebar.warning)
+    assert at.sidebar.selectbox(key="model_pick").value == "digits-cnn"
+
+
+def test_switching_model_keeps_the_app_running():
+    at = run_app()
+    at.sidebar.selectbox(key="model_pick").set_value("digits-mlp").run()
+    assert not at.exception and at.metric[0].label == "Prediction"
+
+
+def test_model_that_needs_download_gives_a_message_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    at = run_app(model="resnet18")
+    assert not at.exception
+    assert any("prefetch resnet18" in e.value for e in at.error)

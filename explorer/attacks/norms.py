@@ -103,8 +103,8 @@ class L2(Norm):
 
     def project(self, delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
         n = self.size(delta).clamp_min(_TINY)
-        e = eps.to(device=delta.device, dtype=delta.dtype) if isinstance(eps, torch.Tensor) else float(eps)
-        factor = torch.clamp(e / n, max=1.0)
+        e = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device)  # a tensor either way: same rounding
+        factor = torch.clamp(torch.div(e, n), max=1.0)
         return delta * factor.reshape(-1, *([1] * (delta.dim() - 1)))
 
     def random(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:

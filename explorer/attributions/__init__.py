@@ -8,7 +8,7 @@ signed_gradient       Simonyan et al. 2014           ours         = Captum Salie
 gradient_x_input      Shrikumar et al. 2016          ours         = Captum InputXGradient
 smoothgrad            Smilkov et al. 2017            ours         seeded Generator noise, batched copies
 integrated_gradients  Sundararajan et al. 2017       ours         chunked, baselines, exact trapezoid weights
-gradcam               Selvaraju et al. 2017          ours         no lasting hooks, ReLU on, bilinear upsample
+gradcam               Selvaraju et al. 2017          ours         no lasting hooks, own thread only, ReLU on
 occlusion             Zeiler & Fergus 2014           ours         all windows batched under inference_mode
 ====================  =============================  ===========  ============================================
 

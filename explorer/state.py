@@ -18,7 +18,7 @@ from explorer.images import ImageError, LoadedImage, decode_image, list_samples,
 from explorer.models import DEFAULT_MODEL, ModelSpec, Status, availability, get_spec, list_specs
 
 SAMPLE_KIND = {"digits": "digits", "mnist": "mnist", "imagenet": "photo", "user": "photo"}
-DEFAULT_IMAGE = {"digits": "digits:8", "mnist": "mnist:8000", "photo": "photo:chelsea"}
+DEFAULT_IMAGE = {"digits": "digits:0", "mnist": "mnist:8000", "photo": "photo:chelsea"}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,10 @@ def test_home_shows_a_live_prediction_on_the_default_offline_model():
     assert not at.exception
     assert at.sidebar.selectbox(key="model_pick").value == "digits-cnn"
     assert at.title[0].value == "Adversarial Explorer"
-    assert len(at.metric) >= 1 and at.metric[0].label == "Prediction"
+    flip = at.metric[0]
+    assert flip.label == "Label flips at" and flip.value.startswith("ε = ")
+    assert "“7” → “" in flip.delta and "“7” → “7”" not in flip.delta  # the default digit is a 7, and it flips
+    assert len(at.get("image")) == 3  # clean, perturbation, adversarial
     assert at.query_params["model"] == ["digits-cnn"] or at.query_params["model"] == "digits-cnn"
 
 
@@ -41,7 +44,7 @@ def test_unknown_model_in_url_warns_and_falls_back():
 def test_switching_model_keeps_the_app_running():
     at = run_app()
     at.sidebar.selectbox(key="model_pick").set_value("digits-mlp").run()
-    assert not at.exception and at.metric[0].label == "Prediction"
+    assert not at.exception and at.metric[0].label == "Label flips at"
 
 
 def test_model_that_needs_download_gives_a_message_not_a_crash(tmp_path, monkeypatch):

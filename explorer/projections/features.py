@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -140,13 +141,20 @@ def layer_names(model: Classifier) -> LayerChoices:
 
 def _capture(model: Classifier, x: torch.Tensor, layers: Sequence[str], stop: bool = False) -> dict[str, torch.Tensor]:
     """Activations of ``layers`` for one batch (the last call of a module wins); ``stop`` ends the forward
-    pass as soon as every layer has been seen."""
+    pass as soon as every layer has been seen.
+
+    Hooks live on the shared model for the duration of one forward pass and act only in the thread that
+    registered them, so a concurrent forward pass by another session is neither recorded nor interrupted.
+    """
     net = model.net
     out: dict[str, torch.Tensor] = {}
     wanted = set(layers)
     handles = []
+    owner = threading.get_ident()
 
     def _store(name: str, value) -> None:
+        if threading.get_ident() != owner:
+            return  # the model is shared: another session's forward pass on another thread is not ours
         if isinstance(value, (tuple, list)):
             value = value[0]
         if isinstance(value, torch.Tensor):

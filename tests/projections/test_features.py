@@ -140,3 +140,36 @@ def test_layer_growth_default_noise_is_seeded_and_adversarial_grows_more(digits_
     assert a.layers[0] == "input" and a.layers[-1] == "fc2"
     # Szegedy et al.: the attack's change grows through the layers much more than same-size random noise
     assert a.ratio[-1] > 1.5 * a.ratio[0]
+
+
+def test_hooks_ignore_other_threads_forward_passes(digits_model, digits_batch):
+    """A shared model: while one thread extracts features (hooks that stop the forward pass early),
+    another thread's full forward passes must neither be interrupted nor recorded."""
+    import threading
+
+    x = digits_batch[0][:50]
+    with torch.inference_mode():
+        expected = digits_model(torch.from_numpy(x)).numpy()
+    errors, stop = [], threading.Event()
+
+    def other():
+        while not stop.is_set():
+            try:
+                with torch.inference_mode():
+                    out = digits_model(torch.from_numpy(x)).numpy()
+            except Exception as exc:  # noqa: BLE001 - an interrupted forward pass is the failure we look for
+                errors.append(repr(exc))
+                return
+            if not np.allclose(out, expected, atol=1e-5):
+                errors.append("wrong logits")
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    try:
+        ref = extract_features(digits_model, x, "conv1", batch_size=50)
+        for _ in range(20):
+            np.testing.assert_allclose(extract_features(digits_model, x, "conv1", batch_size=7), ref, atol=1e-5)
+    finally:
+        stop.set()
+        worker.join()
+    assert not errors and _hooks(digits_model) == 0

@@ -26,8 +26,7 @@ def test_scatter_traces_and_customdata():
                              sources=[f"img{i}" for i in range(12)], title="UMAP")
     names = [t.name for t in fig.data]
     assert names[0] == "clean → adversarial" and fig.data[0].mode == "lines"
-    assert "zero" in names and "two" in names and names[-2:] == ("clean", "adversarial") or names[-2:] == [
-        "clean", "adversarial"]
+    assert "zero" in names and "two" in names and names[-2:] == ["clean", "adversarial"]
     cls = [t for t in fig.data if t.legendgroup == "class-1"]
     assert [t.marker.symbol for t in cls] == [CLEAN_SYMBOL, ADV_SYMBOL]
     assert cls[0].marker.color == cls[1].marker.color

@@ -289,25 +289,31 @@ def plane_coords(extent: float, resolution: int) -> np.ndarray:
 
 def _forward_rows(model: nn.Module, base: torch.Tensor, coef: torch.Tensor, dirs: torch.Tensor,
                   shape: tuple[int, ...], clip: bool, batch_size: int, progress: ProgressFn | None,
-                  what: str) -> torch.Tensor:
-    """Logits of ``clip(base + coef @ dirs)`` for every row of ``coef``, in batches under inference mode."""
+                  what: str, chunk_bytes: int = 64 << 20) -> torch.Tensor:
+    """Logits of ``clip(base + coef @ dirs)`` for every row of ``coef``, in batches under inference mode.
+
+    Images are built a chunk of whole batches at a time (one ``addmm`` and one ``clamp_`` per chunk of at most
+    ``chunk_bytes``), then fed to the model batch by batch as views: no per-image Python work.
+    """
     n = len(coef)
-    out = None
     bs = max(1, int(batch_size))
+    per_image = int(np.prod(shape)) * 4
+    chunk = max(1, chunk_bytes // max(1, per_image * bs)) * bs
+    outs: list[torch.Tensor] = []
     with torch.inference_mode():
-        for i in range(0, n, bs):
-            imgs = torch.addmm(base, coef[i: i + bs], dirs)  # exact: a zero coefficient row gives base itself
+        for c0 in range(0, n, chunk):
+            imgs = torch.addmm(base, coef[c0: c0 + chunk], dirs)  # exact: a zero coefficient row gives base
             if clip:
                 imgs.clamp_(0.0, 1.0)
-            logits = model(imgs.view(-1, *shape))
-            if out is None:
-                out = torch.empty((n, logits.shape[1]), dtype=torch.float32, device=logits.device)
-            out[i: i + len(logits)] = logits.float()
-            if progress is not None:
-                done = min(n, i + bs)
-                progress(done / n, f"{what}: {done}/{n} images")
-    assert out is not None
-    return out
+            imgs = imgs.view(-1, *shape)
+            for i in range(0, len(imgs), bs):
+                outs.append(model(imgs[i: i + bs]))
+                if progress is not None:
+                    done = min(n, c0 + i + bs)
+                    progress(done / n, f"{what}: {done}/{n} images")
+        if not outs:
+            raise ValueError("nothing to evaluate")
+        return torch.cat(outs).float()
 
 
 def evaluate_plane(model: nn.Module, x: np.ndarray | torch.Tensor, d1: np.ndarray, d2: np.ndarray,
@@ -316,7 +322,7 @@ def evaluate_plane(model: nn.Module, x: np.ndarray | torch.Tensor, d1: np.ndarra
                    clip: bool = True) -> SliceResult:
     """Classify every cell of the plane ``clip(x + a·d1 + b·d2, 0, 1)``, ``a, b ∈ [-extent, extent]``.
 
-    Batched forwards under ``torch.inference_mode()`` (the images of a batch are built with one ``addmm``;
+    Batched forwards under ``torch.inference_mode()`` (images built with one ``addmm`` per chunk of batches;
     no per-cell Python loop). ``resolution`` must be odd: the centre cell is exactly ``x``, so its class is
     the model's prediction on ``x``. ``progress(frac, text)`` is called after every batch.
     """

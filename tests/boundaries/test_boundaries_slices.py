@@ -227,3 +227,12 @@ def test_digits_cnn_slice_centre_and_attack_end_points():
     assert res.pred.shape == (41, 41)
     assert res.centre_pred == predict_class(model, x)
     assert len(np.unique(res.pred)) >= 2  # the slice is wide enough to leave the class region
+
+
+def test_accepts_an_image_made_under_inference_mode(tiny, image):
+    with torch.inference_mode():
+        xt = torch.from_numpy(image).clone()
+    for kind in PLANE_KINDS:
+        sl = compute_slice(tiny, xt, None, SliceConfig(kind=kind, extent=0.2, resolution=5, pgd_steps=2))
+        assert sl.result.centre_pred == predict_class(tiny, image)
+    assert linearity_profile(tiny, xt, None, n=5).t.shape == (5,)

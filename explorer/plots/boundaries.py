@@ -5,7 +5,8 @@ nothing here runs a model. Traces carry stable names so pages and tests can find
 
 * two-panel figure: ``"p(blue)"``, ``"boundary (p = 0.5)"``, ``"class 0 (red)"``, ``"class 1 (blue)"``,
   ``"|∇p|"`` (log₁₀ magnitude), ``"∇ field"`` (+ ``"∇ field (...)"`` for fainter magnitude bins);
-* attack overlay: ``"picked point"``, ``"FGSM step"``, ``"PGD path"``, ``"PGD end"``, ``"ε ball (L∞)"`` / ``"ε ball (L2)"``;
+* attack overlay: ``"picked point"``, ``"FGSM step"``, ``"PGD path"``, ``"PGD end"``,
+  ``"ε ball (L∞)"`` / ``"ε ball (L2)"``;
 * slice: ``"classes"`` (the heatmap), one legend entry per class name, ``"original"``, ``"FGSM"``, ``"PGD"``,
   ``"ε ball"``.
 """
@@ -155,7 +156,8 @@ def two_panel_figure(xs: np.ndarray, ys: np.ndarray, prob: np.ndarray, grad: np.
         _boundary_trace(contour, True, level, _LEFT),
         *_points_traces(points, labels, class_names, True, 6, _LEFT),
         dict(type="heatmap", x=xs, y=ys, z=log_mag, colorscale="Greys", name=grad_name, opacity=0.5,
-             showscale=False, hovertemplate=f"(%{{x:.2f}}, %{{y:.2f}})<br>log₁₀ {grad_name} = %{{z:.2f}}<extra></extra>",
+             showscale=False,
+             hovertemplate=f"(%{{x:.2f}}, %{{y:.2f}})<br>log₁₀ {grad_name} = %{{z:.2f}}<extra></extra>",
              xaxis="x2", yaxis="y2"),
         *_arrow_traces(segs, rel, _RIGHT),
         _boundary_trace(contour, False, level, _RIGHT),
@@ -288,7 +290,8 @@ def _discrete_scale(colours: Sequence[str]) -> list[list]:
 
 def slice_figure(coords: np.ndarray, pred: np.ndarray, class_names: Sequence[str], *,
                  max_prob: np.ndarray | None = None, axis1: str = "ε along sign(∇ₓL), L∞ units",
-                 axis2: str = "random direction ⟂, same L2 norm", markers: Mapping[str, tuple[float, float]] | None = None,
+                 axis2: str = "random direction ⟂, same L2 norm",
+                 markers: Mapping[str, tuple[float, float]] | None = None,
                  ball: np.ndarray | None = None, eps: float | None = None, max_classes: int = 10,
                  title: str | None = None, height: int = 520) -> go.Figure:
     """A slice coloured by predicted class (discrete colours, a legend of class names, hover text).

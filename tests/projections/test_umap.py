@@ -67,3 +67,14 @@ def test_warm_up_is_idempotent_and_finishes(umap_pair):
     assert wait_umap(timeout=300)
     assert umap_ready() and umap_error() is None
     assert os.environ.get("NUMBA_CACHE_DIR")
+
+
+def test_umaps_uncached_jit_functions_get_a_disk_cache(umap_pair):
+    """umap declares smooth_knn_dist & co. without cache=True: every new process recompiled them (~13 s)."""
+    import umap.umap_
+
+    from explorer.projections.warm import import_umap
+
+    import_umap()
+    assert type(umap.umap_.smooth_knn_dist._cache).__name__ != "NullCache"
+    assert type(umap.umap_.compute_membership_strengths._cache).__name__ != "NullCache"

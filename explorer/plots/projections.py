@@ -89,6 +89,8 @@ def projection_scatter(clean_2d: np.ndarray, adv_2d: np.ndarray, labels: np.ndar
     fig = go.Figure()
     if segments and twins and n:
         xs, ys = segment_coordinates(clean_2d, adv_2d)
+        # plain lists with None gaps (a NaN inside a binary-encoded array is not a gap everywhere)
+        xs, ys = ([None if np.isnan(v) else v for v in a.tolist()] for a in (xs, ys))
         fig.add_trace(scatter(x=xs, y=ys, mode="lines", line=dict(color=SEGMENT_COLOR, width=1),
                               name="clean → adversarial", hoverinfo="skip", connectgaps=False,
                               legendgroup="segments"))

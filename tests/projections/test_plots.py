@@ -35,8 +35,8 @@ def test_scatter_traces_and_customdata():
     assert row == [1, "adversarial", "one", "two", "img1"]
     np.testing.assert_allclose(adv_trace.x, adv[y == 1, 0])
     # 12 segments, one trace, NaN gaps
-    xs = np.asarray(fig.data[0].x, dtype=float)
-    assert len(xs) == 36 and np.isnan(xs[2::3]).all()
+    xs = list(fig.data[0].x)
+    assert len(xs) == 36 and all(v is None for v in xs[2::3]) and xs[:2] == [clean[0, 0], adv[0, 0]]
     assert len(fig.data) == 1 + 3 * 2 + 2
     assert fig.layout.title.text == "UMAP"
 

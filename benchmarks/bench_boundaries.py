@@ -16,7 +16,9 @@ Rows:
   (directions in, class / max-probability maps out), visible only where the forward itself is a few ms;
 * a 41 x 41 slice of the digits CNN end to end (directions + evaluation), and the slice figure.
 
-Medians after one warm-up; times on a shared machine are noisy, ratios within one run hold.
+Medians after one warm-up, in wall time and in this thread's CPU time (``time.thread_time``: what the work
+costs without the time spent preempted on a shared machine; exact with OMP_NUM_THREADS=1, an undercount with
+more intra-op threads). Times on a shared machine are noisy; ratios within one run hold.
 """
 
 from __future__ import annotations
@@ -41,14 +43,25 @@ from explorer.models import Classifier, load_model  # noqa: E402
 from explorer.plots.boundaries import quiver_arrows, segments_xy, slice_figure, two_panel_figure  # noqa: E402
 
 
+CPU: dict[str, float] = {}
+
+
 def timeit(fn, repeats: int) -> float:
+    """Median wall time; the median CPU time of this thread goes to ``CPU[fn.__name__]``."""
     fn()  # warm-up
-    ts = []
+    ts, cs = [], []
     for _ in range(repeats):
+        c = time.thread_time()
         t = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t)
+        cs.append(time.thread_time() - c)
+    CPU[getattr(fn, "__name__", "?")] = statistics.median(cs)
     return statistics.median(ts)
+
+
+def cpu_note(fn) -> str:
+    return f"CPU {CPU[fn.__name__] * 1000:.1f} ms"
 
 
 def resnet18_random() -> Classifier:
@@ -82,7 +95,10 @@ def main() -> None:
     data = make_dataset(ToyDataConfig(name="moons", n=300))
     trained = train_mlp(data, MLPConfig())
     model = trained.model
-    t_grid = timeit(lambda: grid(model, resolution=200), r)
+    def toy_grid():
+        grid(model, resolution=200)
+
+    t_grid = timeit(toy_grid, r)
     g = grid(model, resolution=200)
 
     def figure_data():
@@ -99,27 +115,41 @@ def main() -> None:
         gg.contour_xy()
 
     t_total = timeit(grid_and_data, r)
-    t_fig = timeit(lambda: two_panel_figure(g.xs, g.ys, g.prob, g.grad, g.contour, data.x, data.y), r)
+
+    def figure():
+        two_panel_figure(g.xs, g.ys, g.prob, g.grad, g.contour, data.x, data.y)
+
+    t_fig = timeit(figure, r)
 
     def everything():
         gg = grid(model, resolution=200)
         two_panel_figure(gg.xs, gg.ys, gg.prob, gg.grad, gg.contour, data.x, data.y)
 
     t_all = timeit(everything, r)
-    row(table, "toy grid 200x200: p(blue) + ∇ + 0.5 contour", t_grid, "", "one fwd + one bwd over 40,000 points")
-    row(table, "figure data (quiver 20x20 + contour polyline)", t_fd)
-    row(table, "grid + figure data", t_total, "< 100 ms", "PASS" if t_total < 0.1 else "FAIL")
-    row(table, "two-panel go.Figure from the arrays", t_fig)
-    row(table, "grid + two-panel go.Figure", t_all, "< 100 ms", "PASS" if t_all < 0.1 else "over")
+    row(table, "toy grid 200x200: p(blue) + ∇ + 0.5 contour", t_grid, "",
+        f"{cpu_note(toy_grid)}; one fwd + one bwd over 40,000 points")
+    row(table, "figure data (quiver 20x20 + contour polyline)", t_fd, "", cpu_note(figure_data))
+    row(table, "grid + figure data", t_total, "< 100 ms",
+        f"{cpu_note(grid_and_data)} " + ("PASS" if t_total < 0.1 else "over"))
+    row(table, "two-panel go.Figure from the arrays", t_fig, "", cpu_note(figure))
+    row(table, "grid + two-panel go.Figure", t_all, "< 100 ms",
+        f"{cpu_note(everything)} " + ("PASS" if t_all < 0.1 else "over"))
 
     rt = max(3, r // 3)
     for name, adv in (("standard", AdvTrainConfig()), ("FGSM adv.", AdvTrainConfig("fgsm", 0.3)),
                       ("PGD-5 adv.", AdvTrainConfig("pgd", 0.3, pgd_steps=5))):
-        t = timeit(lambda: train_mlp(data, MLPConfig(steps=300), adv), rt)
+        def train(adv=adv):
+            train_mlp(data, MLPConfig(steps=300), adv)
+
+        t = timeit(train, rt)
         row(table, f"train MLP 2x32, 300 steps, {name}", t, "< 1 s" if name == "standard" else "",
-            "" if name != "standard" else ("PASS" if t < 1 else "FAIL"))
-    t_m = timeit(lambda: margins(model, data.x, data.y, "linf"), r)
-    row(table, "margins of 300 points (64-point scan + 20 bisections)", t_m)
+            cpu_note(train) + ("" if name != "standard" else (" PASS" if t < 1 else " FAIL")))
+
+    def margin_run():
+        margins(model, data.x, data.y, "linf")
+
+    t_m = timeit(margin_run, r)
+    row(table, "margins of 300 points (64-point scan + 20 bisections)", t_m, "", cpu_note(margin_run))
 
     # ---------------------------------------------------------------------------- image slices
     for name in args.models:
@@ -178,11 +208,14 @@ def main() -> None:
 
     t41 = timeit(slice41, r)
     row(table, "digits-cnn 41x41 slice end to end (directions + evaluation)", t41, "< 1 s",
-        "PASS" if t41 < 1 else "FAIL")
+        f"{cpu_note(slice41)} " + ("PASS" if t41 < 1 else "FAIL"))
     s = slice41()
-    t_sf = timeit(lambda: slice_figure(s.coords, s.pred, m.class_names, max_prob=s.max_prob, eps=0.2,
-                                       markers={"FGSM": (0.2, 0.0)}), r)
-    row(table, "slice figure 41x41 (hover text for every cell)", t_sf)
+
+    def slice_fig():
+        slice_figure(s.coords, s.pred, m.class_names, max_prob=s.max_prob, eps=0.2, markers={"FGSM": (0.2, 0.0)})
+
+    t_sf = timeit(slice_fig, r)
+    row(table, "slice figure 41x41 (hover text for every cell)", t_sf, "", cpu_note(slice_fig))
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, cpu count {os.cpu_count()}, "

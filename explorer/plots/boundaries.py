@@ -333,7 +333,7 @@ def slice_figure(coords: np.ndarray, pred: np.ndarray, class_names: Sequence[str
                                  line=dict(color="black", dash="dash", width=1.5), hoverinfo="skip"))
     styles = {"FGSM": ("x", "#000000"), "PGD": ("diamond", "#000000")}
     for name, (a, b) in (markers or {}).items():
-        sym, colour = styles.get(name, ("circle", "#000000"))
+        sym, colour = styles.get(name.split(" ")[0], ("circle", "#000000"))  # "PGD (projected)" styles as PGD
         fig.add_trace(go.Scatter(x=[a], y=[b], mode="markers", name=name,
                                  marker=dict(symbol=sym, size=12, color=colour, line=dict(color="white", width=1.5)),
                                  hovertemplate=f"{name}: a = %{{x:.3f}}, b = %{{y:.3f}}<extra></extra>"))

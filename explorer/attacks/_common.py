@@ -44,8 +44,10 @@ def as_images(model: torch.nn.Module, x: np.ndarray | torch.Tensor) -> torch.Ten
             raise ValueError(f"images must be N x C x H x W (or C x H x W), got shape {tuple(t.shape)}")
         device = getattr(model, "device", None) or next(model.parameters()).device
         t = t.detach().to(device=device, dtype=torch.float32).clone()
-    if t.numel() and (float(t.min()) < 0 or float(t.max()) > 1):
-        raise ValueError("images must hold values in [0, 1]")
+    if t.numel():
+        lo, hi = torch.aminmax(t)
+        if float(lo) < 0 or float(hi) > 1:
+            raise ValueError("images must hold values in [0, 1]")
     return t
 
 
@@ -54,6 +56,10 @@ def as_labels(y: LabelLike | None, n: int, device: torch.device, num_classes: in
     """Labels as an int64 tensor of length ``n`` (a single value is repeated)."""
     if y is None:
         return None
+    if isinstance(y, (int, np.integer)) and not isinstance(y, bool):  # the common case, kept cheap
+        if num_classes is not None and not 0 <= int(y) < num_classes:
+            raise ValueError(f"{name} class {int(y)} is out of range: the model has classes 0 to {num_classes - 1}")
+        return torch.full((n,), int(y), dtype=torch.long, device=device)
     with torch.inference_mode(False):
         t = torch.as_tensor(np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y), dtype=torch.long)
         t = t.reshape(-1)
@@ -202,9 +208,7 @@ def finish(model: torch.nn.Module, attack: str, x: torch.Tensor, adv: torch.Tens
     """Classify the final batch (unless ``trace=False``), close the trace, build the result."""
     adv = adv.detach()
     with torch.no_grad():
-        delta = adv - x
-        linf = LINF.size(delta).cpu().numpy().astype(np.float32)
-        l2 = L2_NORM.size(delta).cpu().numpy().astype(np.float32)
+        linf, l2 = sizes(adv - x)
     yn = y.cpu().numpy()
     tn = None if target is None else target.cpu().numpy()
     if not trace:
@@ -222,6 +226,12 @@ def finish(model: torch.nn.Module, attack: str, x: torch.Tensor, adv: torch.Tens
         logits=logits.float().cpu().numpy(), pred=pred.cpu().numpy().astype(np.int64),
         success=ok.cpu().numpy(), margin=m.float().cpu().numpy(), trace=recorder.build(),
     )
+
+
+def sizes(delta: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (L∞, L2) of a perturbation batch as float32 numpy arrays (one transfer)."""
+    both = torch.stack([LINF.size(delta), L2_NORM.size(delta)]).float().cpu().numpy()
+    return both[0], both[1]
 
 
 def generator_for(seed: int | None, generator: torch.Generator | None) -> torch.Generator:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from explorer.attacks._common import EpsLike, LabelLike, as_images, l2_upper, prepare
+from explorer.attacks._common import EpsLike, LabelLike, l2_upper, prepare
 from explorer.attacks._iterative import run_iterative
 from explorer.attacks.config import alpha_fraction, check_steps
 from explorer.attacks.norms import Norm, get_norm
@@ -41,7 +41,6 @@ def bim(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps:
     """
     check_steps(steps)
     nm = get_norm(norm)
-    x0 = as_images(model, x)
-    p = prepare(model, x0, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x0))
+    p = prepare(model, x, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x))
     return run_iterative(model, "bim", p.x, p.y, p.target, p.eps, step_sizes("bim", p.eps, steps, alpha), steps,
                          nm, trace=trace)

@@ -72,11 +72,30 @@ def alpha_fraction(attack: str, steps: int, eps: float | None = None, alpha: flo
     return 1.0 / max(int(steps), 1)
 
 
-def max_steps_allowed() -> int:
-    """The hosted-demo cap on iterations (``EXPLORER_MAX_STEPS``, default 200)."""
+_DEFAULTS: dict[str, int] = {}
+
+
+def _setting(env: str, field: str) -> int:
+    """A server cap from ``explorer.config.get_settings``; the default (variable unset) is read once."""
+    import os
+
     from explorer.config import get_settings
 
-    return get_settings().max_steps
+    if (os.environ.get(env) or "").strip():
+        return int(getattr(get_settings(), field))
+    if field not in _DEFAULTS:
+        _DEFAULTS[field] = int(getattr(get_settings(), field))
+    return _DEFAULTS[field]
+
+
+def max_steps_allowed() -> int:
+    """The hosted-demo cap on iterations (``EXPLORER_MAX_STEPS``, default 200)."""
+    return _setting("EXPLORER_MAX_STEPS", "max_steps")
+
+
+def max_batch_allowed() -> int:
+    """Rows per forward pass (``EXPLORER_MAX_BATCH``, default 256)."""
+    return _setting("EXPLORER_MAX_BATCH", "max_batch")
 
 
 def check_eps(eps: float | Sequence[float], name: str = "eps", upper: float = 1.0) -> None:
@@ -128,7 +147,7 @@ def check_config(config: AttackConfig, num_classes: int | None = None, true_labe
     if c.attack not in ATTACKS:
         raise ValueError(f"unknown attack {c.attack!r}: choose one of {', '.join(ATTACKS)}")
     check_eps(c.eps, "eps", upper=eps_upper(c.attack, input_shape))
-    cap = max_steps_allowed() if max_steps is None else max_steps
+    cap = max_steps  # None: check_steps reads the server's cap (only for attacks that have steps)
     if c.attack == "cw":
         check_steps(c.cw_steps, cap, "cw_steps")
         if not 1 <= c.cw_search_steps <= MAX_CW_SEARCH_STEPS:

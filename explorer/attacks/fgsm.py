@@ -19,7 +19,6 @@ from explorer.attacks._common import (
     EpsLike,
     LabelLike,
     Recorder,
-    as_images,
     ascent_objective,
     cross_entropy,
     finish,
@@ -64,12 +63,11 @@ def fgsm(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps
         trace: classify the result and record the one-step trace (``False``: the adversarial batch only).
     """
     nm = get_norm(norm)
-    x0 = as_images(model, x)
-    p = prepare(model, x0, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x0))
+    p = prepare(model, x, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x))
     rec = Recorder(trace, p.x, p.y, p.target)
     if p.expanded:  # one image, many ε: one gradient for all rows
         t0 = None if p.target is None else p.target[:1]
-        direction, _ = fgsm_direction(model, x0, p.y[:1], t0, nm)
+        direction, _ = fgsm_direction(model, p.x[:1], p.y[:1], t0, nm)
     else:
         direction, _ = fgsm_direction(model, p.x, p.y, p.target, nm)
     adv = fgsm_step(p.x, direction, p.eps)

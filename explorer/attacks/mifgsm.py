@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from explorer.attacks._common import EpsLike, LabelLike, as_images, l2_upper, prepare
+from explorer.attacks._common import EpsLike, LabelLike, l2_upper, prepare
 from explorer.attacks._iterative import run_iterative
 from explorer.attacks.bim import step_sizes
 from explorer.attacks.config import check_steps
@@ -37,7 +37,6 @@ def mifgsm(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, e
     if decay < 0:
         raise ValueError(f"decay must be non-negative, got {decay}")
     nm = get_norm(norm)
-    x0 = as_images(model, x)
-    p = prepare(model, x0, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x0))
+    p = prepare(model, x, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x))
     return run_iterative(model, "mifgsm", p.x, p.y, p.target, p.eps, step_sizes("mifgsm", p.eps, steps, alpha),
                          steps, nm, decay=float(decay), trace=trace)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from explorer.attacks._common import EpsLike, LabelLike, as_images, l2_upper, prepare
+from explorer.attacks._common import EpsLike, LabelLike, l2_upper, prepare
 from explorer.attacks._iterative import run_iterative
 from explorer.attacks.bim import step_sizes
 from explorer.attacks.config import check_steps
@@ -41,8 +41,7 @@ def pgd(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps:
     """
     check_steps(steps)
     nm = get_norm(norm)
-    x0 = as_images(model, x)
-    p = prepare(model, x0, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x0))
+    p = prepare(model, x, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x))
     name = "pgd" if nm.name == "linf" else "pgd-l2"
     return run_iterative(model, name, p.x, p.y, p.target, p.eps, step_sizes("pgd", p.eps, steps, alpha), steps, nm,
                          random_start=random_start, seed=seed, generator=generator, shared_start=p.expanded,

@@ -23,6 +23,7 @@ import argparse
 import copy
 import importlib.util
 import json
+import math
 import os
 import re
 import statistics
@@ -248,6 +249,7 @@ def bench_predict(quick: bool, no_single_thread: bool = False) -> list[list[obje
         cases.append(("resnet18-random", lambda: resnet18_random(channels_last=True), 16, 1 if quick else 3,
                       2 if quick else 5))
 
+    target_s = 0.3 if quick else 1.5
     default_threads = torch.get_num_threads()
     thread_counts = [default_threads] + ([1] if default_threads > 1 and not no_single_thread else [])
     rows = []
@@ -265,10 +267,13 @@ def bench_predict(quick: bool, no_single_thread: bool = False) -> list[list[obje
             return predict_logits(model, x, batch_size=batch)
 
         for threads in thread_counts:
-            log(f"  {model_id}: {n} images, batch {batch}, {threads} thread(s), {repeats} repeats")
             torch.set_num_threads(threads)
             try:
-                (t_plain, t_fast), (y_plain, y_fast) = timed_interleaved([plain, fast], repeats)
+                # Tiny models answer in a few ms: repeat until each variant ran ~target_s, so noise averages out.
+                t_one = min(timed_interleaved([plain, fast], 1, warmup=1)[0])
+                reps = max(repeats, min(300, math.ceil(target_s / max(t_one, 1e-6))))
+                log(f"  {model_id}: {n} images, batch {batch}, {threads} thread(s), {reps} repeats")
+                (t_plain, t_fast), (y_plain, y_fast) = timed_interleaved([plain, fast], reps, warmup=0)
             finally:
                 torch.set_num_threads(default_threads)
             diff = float(np.abs(y_plain - y_fast).max())

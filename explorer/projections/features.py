@@ -108,7 +108,10 @@ def default_layer(model: Classifier) -> str:
         return cached
     linear = _last_linear(net)
     if linear is None:
-        result = _candidate_names(net)[-1]
+        names = _candidate_names(net)
+        if not names:
+            raise ValueError(f"{model.model_id} has no named layers to take features from")
+        result = names[-1]
     else:
         result = f"{linear}{INPUT_SUFFIX}"
         sibling = _preceding_sibling(net, linear)

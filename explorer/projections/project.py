@@ -25,7 +25,7 @@ METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 DEFAULT_PARAMS: dict[str, dict[str, object]] = {
     "pca": {},
     "umap": {"n_neighbors": 15, "min_dist": 0.1, "pca_dims": 50},
-    "tsne": {"perplexity": 30.0, "max_iter": 1000, "pca_dims": 50},
+    "tsne": {"perplexity": 30.0, "max_iter": 500, "pca_dims": 50},  # 1000: same 10-NN agreement, 1.5x the time
 }
 
 
@@ -113,7 +113,7 @@ def _umap(clean: np.ndarray, adv: np.ndarray, seed: int, n_neighbors: int = 15, 
     return c, a
 
 
-def _tsne(clean: np.ndarray, adv: np.ndarray, seed: int, perplexity: float = 30.0, max_iter: int = 1000,
+def _tsne(clean: np.ndarray, adv: np.ndarray, seed: int, perplexity: float = 30.0, max_iter: int = 500,
           pca_dims: int | None = 50, **kw) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.manifold import TSNE
 

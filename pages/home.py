@@ -30,30 +30,38 @@ with st.spinner("Finding the smallest FGSM step that flips the label…"):
     sw = eps_sweep(sel.model_id, sel.digest, label, AttackConfig("fgsm"), grid, sel.device, sel.x)
 
 st.subheader("A live example: the Fast Gradient Sign Method")
-cols = st.columns([1, 1, 1, 1.4], gap="medium")
+cols = st.columns([1, 1, 1, 1.3], gap="large")
 fmt = (lambda e: f"{e * 255:.1f}/255") if sel.spec.is_photo_model else (lambda e: f"{e:.3f}")
-with cols[0]:
-    st.image(upscale(sel.x, 220), caption=f"clean: “{names[pred]}” ({probs[pred] * 100:.1f}%)", width=220)
 if sw.flip_eps is not None and sw.direction is not None:
-    eps = float(sw.flip_eps)
+    flip = float(sw.flip_eps)
+    # At the flip ε the image sits on the decision boundary (about 50/50). Show the first grid ε past it where
+    # the model is confidently wrong (or the largest ε), so the picture teaches the point.
+    wrong = np.flatnonzero(sw.flipped & (sw.probs.max(1) >= 0.9) & (sw.eps >= flip))
+    eps = float(sw.eps[wrong[0]]) if len(wrong) else float(sw.eps[-1])
     adv = np.clip(sel.x + eps * sw.direction, 0.0, 1.0)
     adv_probs = caching.probabilities(sel.model_id, array_digest(adv), sel.device, adv[None])[0]
     adv_pred = int(adv_probs.argmax())
     delta = adv - sel.x
+    with cols[0]:
+        st.image(upscale(sel.x, 200), caption=f"clean: “{names[pred]}” ({probs[pred] * 100:.1f}%)", width=200)
     with cols[1]:
-        st.image(upscale(0.5 + delta / (2 * max(eps, 1e-12)), 220),
-                 caption=f"perturbation ε·sign(∇ₓL), ε = {fmt(eps)} (grey = 0, scaled ×{0.5 / eps:.1f})", width=220)
+        st.image(upscale(0.5 + delta / (2 * max(eps, 1e-12)), 200),
+                 caption=f"+ ε·sign(∇ₓL) at ε = {fmt(eps)} (grey = 0; shown ×{0.5 / eps:.1f})", width=200)
     with cols[2]:
-        st.image(upscale(adv, 220), caption=f"adversarial: “{names[adv_pred]}” ({adv_probs[adv_pred] * 100:.1f}%)",
-                 width=220)
+        st.image(upscale(adv, 200), caption=f"= adversarial: “{names[adv_pred]}” ({adv_probs[adv_pred] * 100:.1f}%)",
+                 width=200)
     with cols[3]:
-        st.metric("Label flips at", f"ε = {fmt(eps)}", f"“{names[label]}” → “{names[adv_pred]}”", delta_color="off")
+        st.metric("Label flips at", f"ε = {fmt(flip)}", f"“{names[label]}” → “{names[int(sw.pred[sw.nearest(eps)])]}”",
+                  delta_color="off", delta_arrow="off")
         st.caption(
-            "One gradient of the loss with respect to the pixels, one step of size ε in the direction of its "
-            "sign (Goodfellow et al., 2015). ε is the largest change of any pixel, in units of the [0, 1] pixel "
-            "range. The model is confident on the clean image; after the step it is confident of something else."
+            "One gradient of the loss with respect to the pixels, one step of size ε along its sign (the Fast "
+            "Gradient Sign Method, Goodfellow et al., 2015). ε is the largest change of any pixel, in units of the "
+            f"[0, 1] pixel range. At ε = {fmt(flip)} the image crosses the decision boundary; at ε = {fmt(eps)} "
+            "the model is confidently wrong."
         )
 else:
+    with cols[0]:
+        st.image(upscale(sel.x, 200), caption=f"clean: “{names[pred]}” ({probs[pred] * 100:.1f}%)", width=200)
     with cols[1]:
         st.info(f"FGSM does not flip this image up to ε = {fmt(grid[-1])}; try another image or Attack Studio's PGD.")
 

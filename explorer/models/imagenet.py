@@ -7,6 +7,7 @@ Offline and not cached, a model is "needs download", never a crash. Loading read
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -31,19 +32,22 @@ class TorchvisionEntry:
     weights: str  # weights enum member, e.g. "ResNet18_Weights.IMAGENET1K_V1"
     name: str
     gradcam_layer: str
+    filename: str  # torchvision's checkpoint file name (kept here so listing models never imports torchvision)
     resize: int = 256
 
 
 ENTRIES: tuple[TorchvisionEntry, ...] = (
-    TorchvisionEntry("resnet18", "resnet18", "ResNet18_Weights.IMAGENET1K_V1", "ResNet-18", "layer4"),
-    TorchvisionEntry("resnet50", "resnet50", "ResNet50_Weights.IMAGENET1K_V2", "ResNet-50", "layer4", 232),
+    TorchvisionEntry("resnet18", "resnet18", "ResNet18_Weights.IMAGENET1K_V1", "ResNet-18", "layer4",
+                     "resnet18-f37072fd.pth"),
+    TorchvisionEntry("resnet50", "resnet50", "ResNet50_Weights.IMAGENET1K_V2", "ResNet-50", "layer4",
+                     "resnet50-11ad3fa6.pth", 232),
     TorchvisionEntry("mobilenet_v3_large", "mobilenet_v3_large", "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
-                     "MobileNetV3-Large", "features", 232),
+                     "MobileNetV3-Large", "features", "mobilenet_v3_large-5c1a4163.pth", 232),
     TorchvisionEntry("efficientnet_b0", "efficientnet_b0", "EfficientNet_B0_Weights.IMAGENET1K_V1",
-                     "EfficientNet-B0", "features"),
+                     "EfficientNet-B0", "features", "efficientnet_b0_rwightman-7f5810bc.pth"),
     TorchvisionEntry("convnext_tiny", "convnext_tiny", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", "ConvNeXt-Tiny",
-                     "features", 236),
-    TorchvisionEntry("vit_b_16", "vit_b_16", "ViT_B_16_Weights.IMAGENET1K_V1", "ViT-B/16", "encoder"),
+                     "features", "convnext_tiny-983f1562.pth", 236),
+    TorchvisionEntry("vit_b_16", "vit_b_16", "ViT_B_16_Weights.IMAGENET1K_V1", "ViT-B/16", "encoder", "vit_b_16-c867db91.pth"),
 )
 
 
@@ -53,10 +57,13 @@ def _weights(entry: TorchvisionEntry):
     return get_weight(entry.weights)
 
 
-def imagenet_categories() -> tuple[str, ...]:
-    from torchvision.models import ResNet18_Weights
+CATEGORIES_FILE = Path(__file__).resolve().parents[2] / "assets" / "imagenet_classes.json"
 
-    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+def imagenet_categories() -> tuple[str, ...]:
+    """ImageNet's 1,000 class names as in torchvision's weights metadata (a copy in assets/, so that listing
+    models stays light; a test checks it equals ``weights.meta["categories"]``)."""
+    return tuple(json.loads(CATEGORIES_FILE.read_text()))
 
 
 def checkpoint_dir() -> Path:
@@ -65,8 +72,7 @@ def checkpoint_dir() -> Path:
 
 def checkpoint_path(entry: TorchvisionEntry) -> Path:
     """Where torchvision keeps this checkpoint: $TORCH_HOME/hub/checkpoints/<file name of the URL>."""
-    url = _weights(entry).url
-    return checkpoint_dir() / os.path.basename(url)
+    return checkpoint_dir() / entry.filename
 
 
 def download(url: str, dst: Path, progress: ProgressFn | None = None, timeout: float = 20.0) -> Path:

@@ -37,7 +37,7 @@ def topk_bars(probs: np.ndarray, class_names: tuple[str, ...] | list[str], k: in
     colors = ["#E45756" if i == highlight else color for i in order]
     fig = go.Figure(go.Bar(
         x=p[order] * 100, y=[f"{class_names[i]}" for i in order], orientation="h", marker_color=colors,
-        text=[f"{p[i] * 100:.1f}%" for i in order], textposition="auto",
+        text=[f"{p[i] * 100:.1f}%" for i in order], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.2f}%<extra></extra>",
     ))
     fig.update_layout(title=title, height=60 + 32 * len(order), margin=dict(l=10, r=10, t=40 if title else 10, b=30),

@@ -80,3 +80,15 @@ def test_download_reports_progress_and_checks_the_hash(tmp_path):
     with pytest.raises(RuntimeError, match="checksum mismatch"):
         imagenet.download(bad.as_uri(), tmp_path / "out" / bad.name)
     assert not (tmp_path / "out" / bad.name).exists()
+
+
+def test_light_metadata_matches_torchvision():
+    """File names and class names are kept without importing torchvision; they must equal torchvision's."""
+    import os
+
+    from torchvision.models import get_weight
+
+    for entry in imagenet.ENTRIES:
+        weights = get_weight(entry.weights)
+        assert entry.filename == os.path.basename(weights.url)
+        assert imagenet.imagenet_categories() == tuple(weights.meta["categories"])

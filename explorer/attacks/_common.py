@@ -36,7 +36,9 @@ def grad_mode() -> Iterator[None]:
 
 def as_images(model: torch.nn.Module, x: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A fresh float32 N x C x H x W tensor on the model's device (C x H x W gets a batch axis)."""
-    with torch.inference_mode(False):
+    with contextlib.ExitStack() as stack:
+        if torch.is_inference_mode_enabled():
+            stack.enter_context(torch.inference_mode(False))  # the copy must be a normal tensor
         t = torch.as_tensor(x)
         if t.dim() == 3:
             t = t.unsqueeze(0)
@@ -56,21 +58,27 @@ def as_labels(y: LabelLike | None, n: int, device: torch.device, num_classes: in
     """Labels as an int64 tensor of length ``n`` (a single value is repeated)."""
     if y is None:
         return None
-    if isinstance(y, (int, np.integer)) and not isinstance(y, bool):  # the common case, kept cheap
+    if isinstance(y, (int, np.integer)) and not isinstance(y, bool):  # the common cases, kept cheap
         if num_classes is not None and not 0 <= int(y) < num_classes:
             raise ValueError(f"{name} class {int(y)} is out of range: the model has classes 0 to {num_classes - 1}")
         return torch.full((n,), int(y), dtype=torch.long, device=device)
-    with torch.inference_mode(False):
-        t = torch.as_tensor(np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y), dtype=torch.long)
-        t = t.reshape(-1)
-        if t.numel() == 1:
-            t = t.repeat(n)
+    with contextlib.ExitStack() as stack:
+        if torch.is_inference_mode_enabled():
+            stack.enter_context(torch.inference_mode(False))
+        if isinstance(y, torch.Tensor):
+            t = y.detach().reshape(-1).to(device=device, dtype=torch.long)
+        else:
+            t = torch.as_tensor(np.asarray(y).reshape(-1), dtype=torch.long, device=device)
+        if t.numel() == 1 and n != 1:
+            t = t.expand(n)
         if t.numel() != n:
             raise ValueError(f"{name} has {t.numel()} labels for {n} images")
-        if num_classes is not None and (int(t.min()) < 0 or int(t.max()) >= num_classes):
-            bad = int(t.max()) if int(t.max()) >= num_classes else int(t.min())
-            raise ValueError(f"{name} class {bad} is out of range: the model has classes 0 to {num_classes - 1}")
-        return t.to(device).clone()
+        if num_classes is not None and t.numel():
+            lo, hi = (int(v) for v in torch.aminmax(t))
+            if lo < 0 or hi >= num_classes:
+                bad = hi if hi >= num_classes else lo
+                raise ValueError(f"{name} class {bad} is out of range: the model has classes 0 to {num_classes - 1}")
+        return t.clone()
 
 
 def eps_values(eps: EpsLike) -> np.ndarray:
@@ -230,7 +238,8 @@ def finish(model: torch.nn.Module, attack: str, x: torch.Tensor, adv: torch.Tens
 
 def sizes(delta: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per-row (L∞, L2) of a perturbation batch as float32 numpy arrays (one transfer)."""
-    both = torch.stack([LINF.size(delta), L2_NORM.size(delta)]).float().cpu().numpy()
+    flat = delta.detach().reshape(len(delta), -1)
+    both = torch.stack([flat.abs().amax(dim=1), torch.linalg.vector_norm(flat, dim=1)]).float().cpu().numpy()
     return both[0], both[1]
 
 

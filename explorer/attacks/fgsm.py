@@ -35,7 +35,7 @@ def fgsm_direction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tar
                    norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
     """The unit step ``±norm.normalize(∇ₓ CE)`` at ``x`` and the logits of ``x`` (one forward + backward)."""
     with grad_mode():
-        xg = x.clone().requires_grad_(True)
+        xg = (x.clone() if x.is_inference() else x.detach()).requires_grad_(True)  # a new leaf; x untouched
         logits = model(xg)
         ce = cross_entropy(logits, y, target)
         (grad,) = torch.autograd.grad(ascent_objective(ce, target), xg)

@@ -48,7 +48,7 @@ def as_images(model: torch.nn.Module, x: np.ndarray | torch.Tensor) -> torch.Ten
         t = t.detach().to(device=device, dtype=torch.float32).clone()
     if t.numel():
         lo, hi = torch.aminmax(t)
-        if float(lo) < 0 or float(hi) > 1:
+        if not (float(lo) >= 0 and float(hi) <= 1):  # NaN fails both comparisons
             raise ValueError("images must hold values in [0, 1]")
     return t
 

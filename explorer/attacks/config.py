@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from explorer.config import get_settings
 
 ATTACKS: tuple[str, ...] = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm", "deepfool", "cw")
 GRADIENT_ATTACKS: tuple[str, ...] = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm")  # the ones a sweep runs
@@ -77,10 +80,6 @@ _DEFAULTS: dict[str, int] = {}
 
 def _setting(env: str, field: str) -> int:
     """A server cap from ``explorer.config.get_settings``; the default (variable unset) is read once."""
-    import os
-
-    from explorer.config import get_settings
-
     if (os.environ.get(env) or "").strip():
         return int(getattr(get_settings(), field))
     if field not in _DEFAULTS:

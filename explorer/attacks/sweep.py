@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.attacks._common import as_images, as_labels, classify, num_classes_of, sizes
+from explorer.attacks._common import as_images, as_labels, classify, num_classes_of
 from explorer.attacks._iterative import run_iterative
 from explorer.attacks.config import (
     GRADIENT_ATTACKS,
@@ -282,13 +282,18 @@ def sweep(model: torch.nn.Module, x, y: int, config: AttackConfig, eps_values: S
             extra = np.array([e for e in want if not np.any(eps == e)])
     n = len(eps)
     logits_t, imgs_t = evaluate(np.concatenate([eps, extra]) if len(extra) else eps, True)
+    # bookkeeping in numpy: a handful of tiny arrays, where each torch call would cost more than its work
     with torch.no_grad():
-        linf, l2 = sizes(imgs_t[:n] - x1)
-    with torch.no_grad():
-        both = torch.cat([clean.float(), logits_t[:n].float()])
-        both = torch.stack([both, torch.softmax(both, dim=1)]).cpu().numpy()  # one transfer
-    clean_np, clean_probs = both[0, 0], both[1, 0]
-    logits, probs = both[0, 1:], both[1, 1:]
+        both = torch.cat([clean.detach().float(), logits_t[:n].float()]).cpu().numpy()
+        imgs_np = imgs_t.detach().cpu().numpy()
+    x_np = x1.cpu().numpy()
+    delta = (imgs_np[:n] - x_np).reshape(n, -1)
+    linf = np.abs(delta).max(axis=1).astype(np.float32)
+    l2 = np.sqrt(np.einsum("ij,ij->i", delta, delta, dtype=np.float64)).astype(np.float32)
+    z = np.exp(both - both.max(axis=1, keepdims=True))
+    both_probs = (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+    clean_np, clean_probs = both[0], both_probs[0]
+    logits, probs = both[1:], both_probs[1:]
     pred = logits.argmax(axis=1)
     flipped = flips_of(pred)
     clean_flipped = bool(flips_of(clean_np.argmax()[None])[0])
@@ -322,14 +327,14 @@ def sweep(model: torch.nn.Module, x, y: int, config: AttackConfig, eps_values: S
 
     images = images_eps = None
     if keep_grid:
-        images, images_eps = imgs_t[:n].cpu().numpy(), eps.copy()
+        images, images_eps = imgs_np[:n], eps.copy()
     elif want is not None:
         if attack == "fgsm":
             with torch.no_grad():
                 images = fgsm_step(x1, direction, want).cpu().numpy()
         else:
             pool = np.concatenate([eps, extra])
-            images = imgs_t[[int(np.nonzero(pool == e)[0][0]) for e in want]].cpu().numpy()
+            images = imgs_np[[int(np.nonzero(pool == e)[0][0]) for e in want]]
         images_eps = want.copy()
 
     return SweepResult(

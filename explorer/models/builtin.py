@@ -117,10 +117,10 @@ def evaluate(net: nn.Module, x: np.ndarray, y: np.ndarray, mean: float, std: flo
     return float((logits.argmax(1).numpy() == y).mean())
 
 
-def train_builtin(model_id: str, progress: ProgressFn | None = None) -> TrainResult:
-    """Train a built-in model from its recipe; deterministic for a given seed on the same machine."""
+def train_builtin(model_id: str, progress: ProgressFn | None = None, config: TrainConfig | None = None) -> TrainResult:
+    """Train a built-in model from its recipe (or ``config``); deterministic for a given seed on one machine."""
     recipe = RECIPES[model_id]
-    cfg = recipe.train
+    cfg = config or recipe.train
     split = recipe.load_split()
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)

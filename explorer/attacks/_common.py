@@ -215,13 +215,12 @@ def finish(model: torch.nn.Module, attack: str, x: torch.Tensor, adv: torch.Tens
            final_logits: torch.Tensor | None = None, record_final: bool = True) -> AttackResult:
     """Classify the final batch (unless ``trace=False``), close the trace, build the result."""
     adv = adv.detach()
-    with torch.no_grad():
-        linf, l2 = sizes(adv - x)
     yn = y.cpu().numpy()
     tn = None if target is None else target.cpu().numpy()
-    if not trace:
-        return AttackResult(attack=attack, adversarial=adv, eps=np.asarray(eps, np.float64), y=yn, target=tn,
-                            linf=linf, l2=l2)
+    if not trace:  # the adversarial batch only: the same work as a peer library's attack call
+        return AttackResult(attack=attack, adversarial=adv, eps=np.asarray(eps, np.float64), y=yn, target=tn)
+    with torch.no_grad():
+        linf, l2 = sizes(adv - x)
     logits = classify(model, adv) if final_logits is None else final_logits.detach()
     if record_final:
         recorder.add(logits, adv)

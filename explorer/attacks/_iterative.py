@@ -28,7 +28,7 @@ from explorer.attacks.norms import Norm
 from explorer.attacks.result import AttackResult
 
 
-def random_start_point(x: torch.Tensor, eps_r: torch.Tensor, norm: Norm, generator: torch.Generator,
+def random_start_point(x: torch.Tensor, eps_r: float | torch.Tensor, norm: Norm, generator: torch.Generator,
                        shared: bool) -> torch.Tensor:
     """x + ε·u clipped to [0, 1], u uniform in the unit ball, drawn on the CPU from ``generator``.
 
@@ -37,7 +37,8 @@ def random_start_point(x: torch.Tensor, eps_r: torch.Tensor, norm: Norm, generat
     """
     shape = (1, *x.shape[1:]) if shared else tuple(x.shape)
     unit = norm.random(shape, generator).to(x.device)
-    return torch.clamp(x + eps_r.reshape(-1, 1, 1, 1) * unit, min=0, max=1)
+    scale = eps_r.reshape(-1, *([1] * (x.dim() - 1))) if isinstance(eps_r, torch.Tensor) else eps_r
+    return torch.clamp(x + scale * unit, min=0, max=1)
 
 
 def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch.Tensor,
@@ -45,8 +46,15 @@ def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch
                   random_start: bool = False, seed: int | None = None, generator: torch.Generator | None = None,
                   decay: float | None = None, shared_start: bool = False, trace: bool = True) -> AttackResult:
     """Run the loop on prepared inputs (see ``explorer.attacks._common.prepare``)."""
-    eps_r = rows(eps, x)
-    alpha_r = rows(alpha, x).reshape(-1, 1, 1, 1)
+    view = (-1,) + (1,) * (x.dim() - 1)
+    if len(eps) and np.all(eps == eps[0]) and np.all(alpha == alpha[0]):
+        # one ε for every row: Python scalars, op for op the peers' arithmetic (a scalar is rounded to
+        # float32 inside each kernel, so the per-row path below gives the same bits)
+        eps_r: float | torch.Tensor = float(eps[0])
+        alpha_r: float | torch.Tensor = float(alpha[0])
+    else:
+        eps_r = rows(eps, x).reshape(view)
+        alpha_r = rows(alpha, x).reshape(view)
     rec = Recorder(trace, x, y, target)
     with grad_mode():
         if random_start:

@@ -42,10 +42,15 @@ def fgsm_direction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tar
     return norm.normalize(grad), logits.detach()
 
 
-def fgsm_step(x: torch.Tensor, direction: torch.Tensor, eps: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``clip_[0,1](x + ε · direction)`` with a per-row ε (x and direction broadcast over rows)."""
+def fgsm_step(x: torch.Tensor, direction: torch.Tensor, eps: float | np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``clip_[0,1](x + ε · direction)`` with one ε or a per-row ε (x and direction broadcast over rows).
+
+    A scalar ε is rounded to float32 inside the kernel, a per-row ε before it: the same bits either way.
+    """
+    if isinstance(eps, (int, float)):
+        return torch.clamp(x + float(eps) * direction, min=0, max=1)
     e = eps if isinstance(eps, torch.Tensor) else rows(eps, direction)
-    return torch.clamp(x + e.reshape(-1, 1, 1, 1) * direction, min=0, max=1)
+    return torch.clamp(x + e.reshape(-1, *([1] * (direction.dim() - 1))) * direction, min=0, max=1)
 
 
 def fgsm(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps: EpsLike = 8 / 255, *,
@@ -70,5 +75,6 @@ def fgsm(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps
         direction, _ = fgsm_direction(model, p.x[:1], p.y[:1], t0, nm)
     else:
         direction, _ = fgsm_direction(model, p.x, p.y, p.target, nm)
-    adv = fgsm_step(p.x, direction, p.eps)
+    uniform = bool(np.all(p.eps == p.eps[0]))
+    adv = fgsm_step(p.x, direction, float(p.eps[0]) if uniform else p.eps)
     return finish(model, "fgsm", p.x, adv, p.y, p.target, p.eps, rec, trace)

@@ -22,6 +22,8 @@ _TINY = 1e-12
 def _rows(eps: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
     """A scalar stays a scalar; a per-row tensor becomes N x 1 x 1 x 1 (broadcasts over C, H, W)."""
     if isinstance(eps, torch.Tensor):
+        if eps.dim() == like.dim() and eps.dtype == like.dtype and eps.device == like.device:
+            return eps  # already shaped (the attack loop prepares it once)
         return eps.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
     return float(eps)
 
@@ -103,7 +105,7 @@ class L2(Norm):
 
     def project(self, delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
         n = self.size(delta).clamp_min(_TINY)
-        e = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device)  # a tensor either way: same rounding
+        e = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device).reshape(-1)  # a tensor either way
         factor = torch.clamp(torch.div(e, n), max=1.0)
         return delta * factor.reshape(-1, *([1] * (delta.dim() - 1)))
 

@@ -45,8 +45,9 @@ class AttackResult:
 
     adversarial: N x C x H x W float32 tensor in [0, 1] (detached, on the model's device).
     eps: (N,) the budget of each row (0 for minimal-perturbation attacks). y: (N,) true labels; target: (N,)
-    or None. logits / pred / success / margin: the adversarial's classification (None when the attack ran with
-    ``trace=False``). linf / l2: (N,) size of ``adversarial - x``. trace: per-step values (or None).
+    or None. linf / l2: (N,) size of ``adversarial - x``. logits / pred / success / margin: the adversarial's
+    classification. trace: per-step values. With ``trace=False`` an attack returns the adversarial batch only
+    (linf, l2, logits, pred, success, margin and trace are None).
     """
 
     attack: str
@@ -54,8 +55,8 @@ class AttackResult:
     eps: np.ndarray
     y: np.ndarray
     target: np.ndarray | None
-    linf: np.ndarray
-    l2: np.ndarray
+    linf: np.ndarray | None = None
+    l2: np.ndarray | None = None
     logits: np.ndarray | None = None
     pred: np.ndarray | None = None
     success: np.ndarray | None = None

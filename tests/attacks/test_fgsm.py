@@ -76,7 +76,7 @@ def test_result_fields_and_trace(digits_model, digits):
 def test_trace_off_returns_only_images(digits_model, digits):
     x, y = digits
     res = fgsm(digits_model, x, y, 0.1, trace=False)
-    assert res.logits is None and res.trace is None and res.pred is None
+    assert res.logits is None and res.trace is None and res.pred is None and res.linf is None
     assert torch.equal(res.adversarial, fgsm(digits_model, x, y, 0.1).adversarial)
 
 

@@ -103,3 +103,16 @@ def test_explicit_alpha_and_caps(digits_model, digits, monkeypatch):
     monkeypatch.setenv("EXPLORER_MAX_STEPS", "5")
     with pytest.raises(ValueError, match="cap of 5"):
         pgd(digits_model, x, y, 0.1, steps=6)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_per_row_eps_path_gives_the_scalar_path_bits(digits_model, digits, norm):
+    """A batch with one ε per row takes the tensor path; the other rows match the one-ε (scalar) call."""
+    x, y = digits
+    e = 0.1 if norm == "linf" else 0.8
+    scalar = pgd(digits_model, x, y, e, steps=5, norm=norm, seed=4).adversarial
+    eps = np.full(len(x), e)
+    eps[0] = e / 2  # row 0 differs, so the whole batch runs with per-row tensors
+    per_row = pgd(digits_model, x, y, eps, steps=5, norm=norm, seed=4).adversarial
+    assert torch.equal(per_row[1:], scalar[1:])
+    assert not torch.equal(per_row[0], scalar[0])

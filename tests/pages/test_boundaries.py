@@ -1,0 +1,188 @@
+"""AppTest of the Boundaries page: the 2-D lab and slices through image space."""
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from explorer.boundaries import DATASETS
+from explorer.images import load_sample, to_model_input
+from explorer.models import get_spec, imagenet, load_model
+from explorer.models.registry import _entry
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+SLICES = "Slices through image space"
+
+
+def open_page(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/boundaries.py")
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def figures(at: AppTest) -> list[go.Figure]:
+    return [go.Figure(json.loads(c.proto.spec), skip_invalid=True) for c in at.get("plotly_chart")]
+
+
+def array(value) -> np.ndarray:
+    """A trace's numeric array: Plotly ships numpy arrays base64-encoded ({"dtype", "bdata", "shape"})."""
+    if isinstance(value, dict) and "bdata" in value:
+        a = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return a.reshape([int(k) for k in str(shape).split(",")]) if shape else a
+    return np.asarray(value)
+
+
+def names(fig: go.Figure) -> list[str]:
+    return [t.name for t in fig.data]
+
+
+def trace(fig: go.Figure, name: str):
+    return next(t for t in fig.data if t.name == name)
+
+
+def title(fig: go.Figure) -> str:
+    return fig.layout.title.text or ""
+
+
+def fabricate_checkpoint(model_id: str) -> None:
+    """A randomly initialised state_dict saved where torchvision's download would put it."""
+    import torchvision
+
+    entry = _entry(model_id)
+    path = imagenet.checkpoint_path(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = torchvision.models.get_model(entry.arch, weights=None)
+    torch.save(net.state_dict(), path)
+
+
+# ---------------------------------------------------------------------------------------------- 2-D lab
+def test_first_load_shows_the_two_panel_figure_and_the_margins():
+    at = open_page()
+    assert not at.exception and not at.error and not at.warning
+    lab, margins = figures(at)
+    assert {"p(blue)", "boundary (p = 0.5)", "class 0 (red)", "class 1 (blue)", "∇ field"} <= set(names(lab))
+    assert "picked point" not in names(lab)  # nothing attacked until a point is picked
+    assert "two moons" in title(lab) and "standard training" in title(lab)
+    assert [t.name for t in margins.data if t.type == "bar"] == [
+        "standard training", "PGD adversarial training (L∞ ε = 0.3)"]
+    assert any("do not apply here" in c.value for c in at.caption)  # the sidebar's pickers are for the slices
+
+
+def test_every_dataset_and_adversarial_training_rerender():
+    at = open_page(lab_steps="40")  # a short training keeps 6 datasets x 2 networks fast
+    assert at.slider(key="lab_steps").value == 40
+    for name, shown in zip(DATASETS, ("two moons", "circles", "XOR", "spirals", "Gaussian blobs", "bulge")):
+        at.selectbox(key="lab_data").set_value(name).run()
+        assert not at.exception and not at.error, name
+        fig = figures(at)[0]
+        assert shown in title(fig) and "boundary (p = 0.5)" in names(fig), name
+        assert name == "moons" or at.query_params["lab_data"] in (name, [name])
+    at.slider(key="lab_depth").set_value(0).run()  # logistic regression: a straight boundary
+    assert not at.exception and "0 × 32" in title(figures(at)[0])
+    at.toggle(key="lab_adv").set_value(True).run()
+    assert not at.exception
+    assert "PGD adversarial training (L∞ ε = 0.3)" in title(figures(at)[0])
+    at.segmented_control(key="lab_method").set_value("fgsm").run()
+    at.segmented_control(key="lab_norm").set_value("l2").run()
+    assert not at.exception
+    assert "FGSM adversarial training (L2 ε = 0.3)" in title(figures(at)[0])
+    assert any("FGSM-trained" in m.label for m in at.metric)
+
+
+def test_picking_a_point_by_index_draws_its_attack():
+    at = open_page()
+    at.number_input(key="lab_point").set_value(20).run()
+    assert not at.exception
+    fig = figures(at)[0]
+    drawn = set(names(fig))
+    assert {"picked point", "ε ball (L∞)", "PGD end"} <= drawn
+    # Point 20 of the default moons sits 0.24 from the standard network's boundary: ε = 0.3 crosses it.
+    assert "FGSM step → flips" in drawn and "PGD path → flips" in drawn
+    assert array(trace(fig, "picked point").x)[0] == pytest.approx(-1.62, abs=0.01)
+    assert any("Point 20 is **red**" in m.value and "crosses the boundary" in m.value for m in at.markdown)
+    assert at.query_params["lab_point"] in ("20", ["20"])
+    # The adversarially trained network holds the same point inside the same ball.
+    at.toggle(key="lab_adv").set_value(True).run()
+    drawn = set(names(figures(at)[0]))
+    assert "FGSM step → holds" in drawn and "PGD path → holds" in drawn
+
+
+def test_bad_lab_parameters_in_the_link_warn_and_fall_back():
+    at = open_page(lab_data="nope", lab_n="many", lab_eps="0.33", lab_point="-4")
+    assert not at.exception
+    text = " ".join(w.value for w in at.warning)
+    assert "lab_data = 'nope'" in text and "lab_n = 'many'" in text and "lab_eps = '0.33'" in text
+    assert "lab_point = '-4'" in text
+    assert at.selectbox(key="lab_data").value == "moons" and at.slider(key="lab_n").value == 300
+    assert "picked point" not in names(figures(at)[0])
+
+
+# ----------------------------------------------------------------------------------------------- slices
+def test_slice_centre_is_the_models_prediction_on_the_default_digit():
+    at = open_page(tab=SLICES)
+    assert not at.exception and not at.error and not at.warning
+    sl, prof = figures(at)
+    assert {"classes", "original", "FGSM", "ε ball"} <= set(names(sl))
+    heat = trace(sl, "classes")
+    xs, ys = array(heat.x), array(heat.y)
+    res = len(xs)
+    assert res == 41 and at.slider(key="slice_res").value == 41
+    model = load_model("digits-cnn")
+    x = to_model_input(load_sample("digits:0"), model.input_shape)
+    with torch.inference_mode():
+        pred = int(model(torch.from_numpy(x)[None]).argmax(1))
+    centre = res // 2
+    assert xs[centre] == 0 and ys[centre] == 0
+    assert heat.text[centre][centre].split("<br>")[0] == model.class_names[pred]
+    assert f"{model.class_names[pred]} (true)" in names(prof)  # the linearity profile, true class highlighted
+    assert any("L∞ pixel units" in c.value for c in at.caption)
+
+
+def test_other_planes_and_a_target_class():
+    at = open_page(tab=SLICES, slice_res="21")
+    at.selectbox(key="slice_plane").set_value("random/random").run()
+    assert not at.exception and "random × random" in title(figures(at)[0])
+    at.selectbox(key="slice_plane").set_value("gradient/target").run()
+    assert not at.exception
+    assert at.selectbox(key="slice_target").value is None  # runner-up by default
+    at.selectbox(key="slice_target").set_value(3).run()
+    assert not at.exception and not at.warning
+    sl = figures(at)[0]
+    assert "towards “3”" in sl.layout.xaxis.title.text
+    assert at.query_params["slice_target"] in ("3", ["3"])
+
+
+def test_bad_slice_parameters_in_the_link_warn_and_fall_back():
+    at = open_page(tab=SLICES, slice_res="40", slice_eps="big", slice_plane="diagonal")
+    assert not at.exception
+    text = " ".join(w.value for w in at.warning)
+    assert "slice_res = '40'" in text and "odd" in text
+    assert "slice_eps = 'big'" in text and "slice_plane = 'diagonal'" in text
+    assert at.slider(key="slice_res").value == 41
+    assert "classes" in names(figures(at)[0])
+
+
+def test_torchvision_model_with_a_fabricated_checkpoint_renders_a_small_slice(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    fabricate_checkpoint("resnet18")
+    at = open_page(model="resnet18", tab=SLICES, slice_res="11")
+    assert not at.exception and not at.error
+    assert at.slider(key="slice_eps_photo").value == 4.0  # photo models show ε in /255
+    sl, prof = figures(at)
+    heat = trace(sl, "classes")
+    xs = array(heat.x)
+    assert len(xs) == 11 and array(heat.z).shape == (11, 11)
+    assert np.isclose(xs[-1], 12.0, atol=1e-3)  # extent 12/255, drawn in 1/255 steps like the sliders
+    assert "±12/255" in title(sl)
+    assert set(names(sl)) & set(get_spec("resnet18").class_names)  # the legend names ImageNet classes
+    assert "cross-entropy loss" in names(prof)

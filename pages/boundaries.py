@@ -42,7 +42,7 @@ PLANE_NAMES = {
     "adversarial/random": "FGSM direction × random",
     "pgd/random": "PGD perturbation × random",
     "random/random": "random × random",
-    "gradient/target": "towards a target class × away from the true class",
+    "gradient/target": "towards a target × away from the true class",
 }
 ACT_NAMES = {"relu": "ReLU", "tanh": "tanh", "elu": "ELU", "selu": "SELU"}
 WIDTHS = (2, 4, 8, 16, 32, 64, 128)
@@ -294,7 +294,7 @@ def lab_tab() -> None:
     m2.metric(f"Mean margin, {robust_cfg.method.upper()}-trained", f"{rob.mean:.3f}", f"{rob.mean - std.mean:+.3f}")
     below_std = float(np.mean(std.distance < eps)) * 100
     below_rob = float(np.mean(rob.distance < eps)) * 100
-    m3.metric(f"Points within ε = {eps:g} of the boundary", f"{below_rob:.0f}%",
+    m3.metric(f"Within ε = {eps:g} of the boundary, {robust_cfg.method.upper()}-trained", f"{below_rob:.0f}%",
               f"{below_rob - below_std:+.0f} pts vs standard", delta_color="inverse")
     st.caption(
         f"The margin of a point is how far it can be pushed along its own attack direction (at the clean point, "
@@ -361,10 +361,11 @@ def slices_tab(sel: state.Selection) -> None:
         target = None
         if kind_ == "gradient/target":
             options = [None] + [k for k in range(len(names)) if k != label]
-            if st.session_state.get("slice_target") == label:
+            if st.session_state.get("slice_target") not in options:  # the true class, or another model's class
                 st.session_state["slice_target"] = None
             target = st.selectbox("Target class", options, key="slice_target",
-                                  format_func=lambda k: "runner-up (automatic)" if k is None else f"{k}: {names[k]}",
+                                  format_func=lambda k: "runner-up (automatic)" if k is None else (
+                                      names[k] if names[k] == str(k) else f"{k}: {names[k]}"),
                                   help="Type to search the class names.")
     fmt = (lambda v: f"{v:g}/255") if photo else (lambda v: f"{v:g}")
     tick = " · ticks in 1/255" if photo else ""
@@ -417,17 +418,18 @@ def slices_tab(sel: state.Selection) -> None:
     with left:
         st.plotly_chart(fig, width="stretch", config=PLOT_CONFIG, key="slice_fig")
     with right:
-        side = 150
-        st.image(upscale(sel.x, side), width=side,
-                 caption=f"original (centre ☆): “{names[pred]}” ({probs[pred] * 100:.0f}%)"
-                 + (f", true “{names[label]}”" if sel.label is not None and label != pred else ""))
-        fg_img = fg.adversarial[0].detach().cpu().numpy()
-        pg_img = pg.adversarial[0].detach().cpu().numpy()
+        def picture(img: np.ndarray, caption: str) -> None:
+            big = upscale(img, 150)  # nearest neighbour for 8x8 / 28x28: show it at its own size, unblurred
+            st.image(big, width=150 if photo else int(big.shape[1]), caption=caption)
+
         flip = lambda p: "flips" if p != label else "holds"  # noqa: E731
-        st.image(upscale(fg_img, side), width=side,
-                 caption=f"FGSM ✕, ε = {fmt(round(eps_d, 3))}: “{names[fg_pred]}” ({flip(fg_pred)})")
-        st.image(upscale(pg_img, side), width=side, caption=f"PGD-{bcache.PGD_STEPS} ◆, ε = {fmt(round(eps_d, 3))}: "
-                 f"“{names[pg_pred]}” ({flip(pg_pred)})")
+        at_eps = f"ε = {fmt(round(eps_d, 3))}"
+        picture(sel.x, f"original (centre ☆): “{names[pred]}” ({probs[pred] * 100:.0f}%)"
+                + (f", true “{names[label]}”" if sel.label is not None and label != pred else ""))
+        picture(fg.adversarial[0].detach().cpu().numpy(),
+                f"FGSM ✕, {at_eps}: “{names[fg_pred]}” ({flip(fg_pred)})")
+        picture(pg.adversarial[0].detach().cpu().numpy(),
+                f"PGD-{bcache.PGD_STEPS} ◆, {at_eps}: “{names[pg_pred]}” ({flip(pg_pred)})")
     st.caption(
         f"Each cell is one image x + a·d₁ + b·d₂ (pixels clipped to [0, 1]), coloured by the class the model "
         f"predicts for it; hover for the class and its probability. The star at the centre is the original image "
@@ -469,8 +471,8 @@ def slices_tab(sel: state.Selection) -> None:
         "examples by *linearity*: along sign(∇ₓL) a tiny change of every pixel, each aligned with the gradient, "
         "adds up over all D pixel values (a logit z moves by about t·‖∇ₓz‖₁), while along a random ±1 "
         f"direction the changes mostly cancel (typically t·‖∇ₓz‖₂: up to √D times less; here D = {D:,}). "
-        f"Here the prediction first changes {where(flip_adv)} along sign(∇ₓL) and {where(flip_rand)} along the random "
-        "direction."
+        f"Here the prediction first changes {where(flip_adv)} along sign(∇ₓL) and {where(flip_rand)} along the "
+        "random direction."
         + (" With so few pixel values a random direction is not much weaker; on MNIST or an ImageNet model "
            "(D = 784 or 150,528) the gap is far larger." if D < 500 else "")
     )

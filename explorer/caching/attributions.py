@@ -1,0 +1,67 @@
+"""Cached attribution maps for the pages: keyed by (model id, image digest, targets, settings, device).
+
+The image travels as ``_x`` (never hashed: its sha256 digest is the key). Moving the opacity slider or the ε
+slider never recomputes a map that was already computed for the same image.
+
+Progress: the slow methods (SmoothGrad, Integrated Gradients, occlusion) report progress between batches.
+The bar is created *inside* the cached function, on its first report, and emptied before the function
+returns, so Streamlit's replay of a cache hit draws nothing and touches no element created outside the
+function (which would make the replay fail). Fast methods never report, so they never draw a bar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explorer.attributions import AttributionConfig, attribute
+from explorer.inference import model_cache
+
+MAP_ENTRIES = 128
+
+
+class _Bar:
+    """A progress callback that draws its bar lazily and only when the fraction moved by at least 2%."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+        self.last = -1.0
+
+    def __call__(self, frac: float, text: str) -> None:
+        frac = float(min(max(frac, 0.0), 1.0))
+        if self.bar is None:
+            self.bar = st.progress(0.0, text=self.label)
+        if frac - self.last >= 0.02 or frac >= 1.0:
+            self.last = frac
+            self.bar.progress(frac, text=f"{self.label}: {text}" if text else self.label)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.empty()
+            self.bar = None
+
+
+def compute_maps(model_id: str, device: str | None, x: np.ndarray, targets: tuple[int, ...],
+                 config: AttributionConfig, label: str = "") -> np.ndarray:
+    """Uncached: ``len(targets)`` maps of one C x H x W image (T x C' x H x W float32), with a progress bar."""
+    model = model_cache().get(model_id, device)
+    batch = np.repeat(np.asarray(x, dtype=np.float32)[None], len(targets), axis=0)
+    bar = _Bar(label or f"{config.method} on {model_id}")
+    try:
+        return attribute(model, batch, list(targets), config.method, config, progress=bar)
+    finally:
+        bar.close()
+
+
+@st.cache_data(max_entries=MAP_ENTRIES, show_spinner=False)
+def maps(model_id: str, image_digest: str, target: int | tuple[int, ...], config: AttributionConfig,
+         device: str | None, _x: np.ndarray, _label: str = "") -> np.ndarray:
+    """Attribution maps of one C x H x W image ``_x`` (digest ``image_digest``) for each class in ``target``.
+
+    Returns T x C x H x W (or T x 1 x H x W for Grad-CAM and occlusion) float32, one map per target, in the
+    order given. Raises ``ValueError`` with a one-line message for settings the model cannot take (e.g.
+    Grad-CAM on a model without a convolutional layer); errors are not cached.
+    """
+    targets = (int(target),) if isinstance(target, (int, np.integer)) else tuple(int(t) for t in target)
+    return compute_maps(model_id, device, _x, targets, config, _label)

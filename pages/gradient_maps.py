@@ -1,0 +1,511 @@
+"""Gradient maps: where, pixel by pixel, the model is sensitive, on the clean image and on its adversarial twin."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import streamlit as st
+
+from explorer import caching, state
+from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, AttackConfig, check_config
+from explorer.attacks.config import max_steps_allowed
+from explorer.attributions import (
+    BASELINES,
+    METHODS,
+    AttributionConfig,
+    alignment,
+    candidate_layers,
+    default_layer,
+    sign_agreement,
+    to_display,
+)
+from explorer.caching import attacks as attack_cache
+from explorer.caching import attributions as attr_cache
+from explorer.digest import array_digest
+from explorer.images import to_model_input
+from explorer.models import ModelUnavailable, Status, availability, get_spec, list_specs
+from explorer.plots.attributions import channel_figure, grid_figure, perturbation_figure
+
+PLOT_CONFIG = {"displayModeBar": False}
+SHARED_KEY = "shared_attack"  # session fallback of the URL's attack settings (page switches may drop the URL)
+
+# What the numbers on each method's colour bar are.
+UNITS = {
+    "saliency": "|∂ logit / ∂ pixel|",
+    "signed_gradient": "∂ logit / ∂ pixel",
+    "gradient_x_input": "pixel × ∂ logit / ∂ pixel (logit)",
+    "smoothgrad": "mean ∂ logit / ∂ pixel",
+    "integrated_gradients": "contribution (logit)",
+    "gradcam": "Grad-CAM (logit / activation)",
+    "occlusion": "drop in probability",
+}
+READING = {
+    "saliency": "Bright cells are pixels where a small change moves the class's logit the most (max over "
+                "channels). It says *sensitive*, not *important*: a black background pixel can be bright.",
+    "signed_gradient": "Red: brightening the pixel raises the class's logit; blue: brightening lowers it. "
+                       "FGSM steps along the sign of this map (for the loss, i.e. against the true class).",
+    "gradient_x_input": "Gradient times the pixel's value: a first-order estimate of each pixel's contribution "
+                        "compared with a black image. Black pixels (value 0) get exactly 0.",
+    "smoothgrad": "The gradient averaged over noisy copies: the same colours as the signed gradient, with less "
+                  "speckle. More samples: smoother and slower; larger σ: coarser.",
+    "integrated_gradients": "Each pixel's share of logit(image) − logit(baseline); red pixels push the class up, "
+                            "blue pull it down, and the whole map sums to that difference (completeness).",
+    "gradcam": "Where the chosen convolutional layer's features that support the class are active (ReLU: "
+               "only positive evidence). Coarse: the layer's grid upsampled to the image.",
+    "occlusion": "How much the class's probability drops when a square around the pixel is hidden (red: "
+                 "hiding it hurts the class, blue: hiding it helps). Needs one forward pass per position.",
+}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def short(name: str, n: int = 18) -> str:
+    name = name.split(",")[0]
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
+def parse_eps(raw: str) -> float:
+    """'0.1', '8/255' -> float (ValueError on anything else)."""
+    if "/" in raw:
+        num, den = raw.split("/", 1)
+        return float(num) / float(den)
+    return float(raw)
+
+
+def shared_value(key: str) -> str | None:
+    """The URL's value, else the one this session last used on any page."""
+    value = state.query(key)
+    if value is None:
+        value = st.session_state.get(SHARED_KEY, {}).get(key)
+    return value
+
+
+def read_attack_params(photo: bool, num_classes: int) -> tuple[str, float, int, int | None, float]:
+    """Attack, ε, steps and target from the URL (shared with Attack Studio), each validated with a one-line
+    warning and its default on bad input. Also returns the default ε."""
+    default_eps = 8 / 255 if photo else 0.15
+    attack = shared_value("attack") or "fgsm"
+    if attack not in ATTACKS:
+        st.warning(f"Unknown attack {attack!r} in the link; using FGSM (choose from {', '.join(ATTACKS)}).")
+        attack = "fgsm"
+    eps, raw = default_eps, shared_value("eps")
+    if raw is not None:
+        try:
+            eps = parse_eps(raw)
+            if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
+                raise ValueError
+        except (ValueError, ZeroDivisionError):
+            st.warning(f"ε = {raw!r} in the link is not a number in [0, 1] (pixel units); using {default_eps:.4g}.")
+            eps = default_eps
+    steps, raw = 10, shared_value("steps")
+    if raw is not None:
+        try:
+            steps = int(raw)
+            if not 1 <= steps <= max_steps_allowed():
+                raise ValueError
+        except ValueError:
+            st.warning(f"steps = {raw!r} in the link is not a whole number from 1 to {max_steps_allowed()}; using 10.")
+            steps = 10
+    target, raw = None, shared_value("target")
+    if raw is not None:
+        try:
+            target = int(raw)
+            if not 0 <= target < num_classes:
+                raise ValueError
+        except ValueError:
+            st.warning(f"target = {raw!r} in the link is not a class index from 0 to {num_classes - 1}; "
+                       "running untargeted.")
+            target = None
+    return attack, eps, steps, target, default_eps
+
+
+def seed(key: str, value) -> None:
+    """Give a widget its starting value (from the URL) the first time it is drawn in this session."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def attack_controls(photo: bool, class_names: tuple[str, ...]) -> AttackConfig:
+    """The expander with the shared attack settings; writes them back to the URL and the session."""
+    kind = "photo" if photo else "small"
+    attack, eps, steps, target, default_eps = read_attack_params(photo, len(class_names))
+    if st.session_state.get("gm_kind") not in (None, kind):
+        eps = default_eps  # the user switched between digit and photo models here: ε's scale changed
+    st.session_state["gm_kind"] = kind
+    seed("gm_attack", attack)
+    seed(f"gm_eps_{kind}", round(eps * 255, 2) if photo else round(eps, 4))
+    seed("gm_steps", steps)
+    seed("gm_target", -1 if target is None else target)
+    with st.expander(f"Attack (shared with Attack Studio): {ATTACK_NAMES[st.session_state['gm_attack']]}, "
+                     f"ε = {_eps_text(st.session_state[f'gm_eps_{kind}'], photo)}", expanded=False):
+        c1, c2, c3, c4 = st.columns([2, 3, 1.3, 2])
+        attack = c1.selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="gm_attack")
+        if photo:
+            top = max(32.0, math.ceil(st.session_state["gm_eps_photo"]))
+            k = c2.slider("ε (k / 255, L∞ per pixel)", 0.0, top, step=0.5, key="gm_eps_photo",
+                          disabled=attack in MINIMAL_ATTACKS)
+            eps = k / 255
+        else:
+            eps = c2.slider("ε (pixel units, images in [0, 1])", 0.0, 1.0, step=0.005, key="gm_eps_small",
+                            disabled=attack in MINIMAL_ATTACKS)
+        steps = c3.number_input("Steps", 1, max_steps_allowed(), key="gm_steps",
+                                disabled=attack == "fgsm", help="iterations of BIM, PGD, MI-FGSM, DeepFool")
+        picked = c4.selectbox("Target class", [-1, *range(len(class_names))], key="gm_target",
+                              format_func=lambda t: "none (untargeted)" if t < 0 else f"{t}: {class_names[t]}")
+        target = None if picked < 0 else int(picked)
+        notes = {"deepfool": "DeepFool finds the smallest L2 perturbation that flips the label: ε is not used.",
+                 "cw": "Carlini-Wagner minimises the L2 perturbation: ε is not used.",
+                 "pgd-l2": "PGD (L2): ε is the L2 radius of the whole perturbation, not a per-pixel bound."}
+        st.caption(notes.get(attack, "ε bounds how far each pixel may move (L∞), in the image's [0, 1] units.")
+                   + " These settings live in the URL (`attack`, `eps`, `steps`, `target`), shared with Attack Studio.")
+    values = {"attack": attack, "eps": f"{eps:.6g}", "steps": str(int(steps)),
+              "target": None if target is None else str(target)}
+    state.set_query(**values)
+    st.session_state[SHARED_KEY] = values
+    return AttackConfig(attack=attack, eps=float(eps), steps=int(steps), target=target)
+
+
+def _eps_text(value: float, photo: bool) -> str:
+    return f"{value:g}/255" if photo else f"{value:g}"
+
+
+def method_controls(model, side: int) -> tuple[str, AttributionConfig, float]:
+    """Method picker (URL key ``map``), the method's own parameters, and the maps' opacity."""
+    names = list(METHODS)
+    wanted = state.query("map", "saliency")
+    if wanted not in METHODS:
+        st.warning(f"Unknown method {wanted!r} in the link; showing saliency.")
+        wanted = "saliency"
+    seed("gm_method", wanted)
+    cols = st.columns([2.2, 1.4, 1.4, 1.6])
+    method = cols[0].selectbox("Attribution method", names, format_func=lambda m: METHODS[m].label, key="gm_method")
+    state.set_query(map=method)
+    info = METHODS[method]
+    cfg = AttributionConfig(method=method)
+    if "n_samples" in info.params:
+        n = cols[1].slider("Samples n", 5, 100, 25, step=5, key="gm_n_samples",
+                           help="noisy copies averaged (cost: n backward passes per map)")
+        sigma = cols[2].slider("Noise σ", 0.0, 0.5, 0.15, step=0.01, key="gm_sigma",
+                               help="noise standard deviation as a fraction of the image's range")
+        cfg = replace(cfg, n_samples=int(n), sigma=float(sigma))
+    if "steps" in info.params:
+        steps = cols[1].select_slider("Steps", [8, 16, 32, 64, 128, 256], 64, key="gm_ig_steps",
+                                      help="points on the path from the baseline to the image")
+        baseline = cols[2].selectbox("Baseline", BASELINES, key="gm_baseline",
+                                     help="black: all zeros; blurred: a Gaussian blur of the image; "
+                                          "noise: uniform noise (seed 0)")
+        cfg = replace(cfg, steps=int(steps), baseline=baseline)
+    if "layer" in info.params:
+        try:
+            layers, default = candidate_layers(model), default_layer(model)
+        except ValueError:
+            layers, default = [], None
+        if layers:
+            layer = cols[1].selectbox("Layer", layers, index=layers.index(default) if default in layers else 0,
+                                      key=f"gm_layer_{model.model_id}",
+                                      help="a convolutional layer (or a block holding one) under model.net; "
+                                           "later layers: more semantic, coarser")
+            cfg = replace(cfg, layer=layer)
+    if "window" in info.params:
+        top = max(1, side // 2)
+        window = cols[1].slider("Window (px)", 1, top, max(1, side // 8), key=f"gm_window_{side}",
+                                help="side of the hidden square, in the model's input pixels")
+        if window > 1:
+            stride = cols[2].slider("Stride (px)", 1, window, max(1, window // 2), key=f"gm_stride_{side}",
+                                    help="step between window positions")
+        else:
+            stride = 1
+            cols[2].caption("Stride: 1 px (a 1-pixel window visits every pixel)")
+        cfg = replace(cfg, window=int(window), stride=int(min(stride, window)))
+    opacity = cols[3].slider("Map opacity", 0.0, 1.0, 0.75, step=0.05, key="gm_opacity",
+                             help="0: only the image, 1: only the map (near-zero values stay see-through)")
+    return method, cfg, float(opacity)
+
+
+# Streamlit's Plotly theme uses the colours #000001 ... #000010 as placeholders for its own palette and swaps
+# them in the browser: Inferno's first colour, #000004, would turn pink. Nudge such colours off the list.
+_PLACEHOLDERS = {f"#{i:06d}" for i in range(1, 11)}
+
+
+def tidy(fig):
+    """No tick marks on image panels (the theme draws them even without labels); no theme placeholder colours."""
+    for trace in fig.data:
+        scale = getattr(trace, "colorscale", None)
+        if scale:
+            trace.colorscale = [[pos, "#01000a" if str(c).lower() in _PLACEHOLDERS else c] for pos, c in scale]
+    return fig.update_xaxes(ticks="", showline=False).update_yaxes(ticks="", showline=False)
+
+
+def card(col, label: str, value: str, note: str) -> None:
+    """A metric that wraps long class names (ImageNet) instead of cutting them off."""
+    col.caption(label)
+    col.markdown(f"#### {value}\n{note}")
+
+
+def display(raw: np.ndarray, signed: bool, normalize: bool = False) -> np.ndarray:
+    """One C x H x W map -> H x W: signed maps summed over channels, magnitudes the max over channels (Simonyan)."""
+    return to_display(np.asarray(raw)[None], "signed" if signed else "abs", "sum" if signed else "max",
+                      normalize=normalize)[0]
+
+
+def compare_defaults(current: str, loadable: list[str]) -> list[str]:
+    """The current model plus one cheap companion with the same input (the other digits model, ...).
+
+    Only a built-in model whose weights are already here: a default never trains or downloads anything.
+    """
+    shape = get_spec(current).input_shape
+    others = [m for m in loadable if m != current and get_spec(m).input_shape == shape
+              and get_spec(m).family == "builtin" and availability(m).status == Status.AVAILABLE]
+    return [current] + others[:1]
+
+
+def scaled_config(cfg: AttributionConfig, side: int, other_side: int, same_model: bool) -> AttributionConfig:
+    """The main model's settings for another model: its own default Grad-CAM layer, windows scaled to its size."""
+    if same_model:
+        return cfg
+    out = replace(cfg, layer=None)
+    if cfg.window is not None:
+        w = max(1, min(other_side, round(cfg.window * other_side / side)))
+        s = max(1, min(w, round((cfg.stride or 1) * other_side / side)))
+        out = replace(out, window=w, stride=s)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- page
+
+sel = state.sidebar()
+model = caching.require_model(sel.model_id, sel.device)
+spec = sel.spec
+names = spec.class_names
+photo = spec.is_photo_model
+
+st.title("Gradient maps")
+st.markdown("Where, pixel by pixel, is the model sensitive, and did the attack push there? Maps of the **clean** "
+            "image and of its **adversarial** twin, for the **true class** and for the class the label **flips "
+            "to**, side by side.")
+
+# ---- labels and the attack (shared with Attack Studio)
+clean_probs = caching.probabilities(sel.model_id, sel.digest, sel.device, sel.x[None])[0]
+clean_pred = int(clean_probs.argmax())
+if sel.label is not None:
+    y, y_source = int(sel.label), "the dataset's label for this sample"
+else:
+    y, y_source = clean_pred, "no dataset label for this image, so the model's prediction on the clean image"
+
+config = attack_controls(photo, names)
+try:
+    check_config(config, len(names), y, input_shape=spec.input_shape)
+except ValueError as exc:
+    untargeted = replace(config, target=None)
+    try:
+        check_config(untargeted, len(names), y, input_shape=spec.input_shape)
+        config, instead = untargeted, "running it untargeted instead"
+    except ValueError:
+        config = AttackConfig(attack="fgsm", eps=8 / 255 if photo else 0.15)
+        instead = f"showing untargeted FGSM at ε = {config.eps:.4g} instead"
+    st.warning(f"{' '.join(str(exc).split())}; {instead}.")
+
+try:
+    with st.spinner(f"Running {ATTACK_NAMES[config.attack]} on {spec.name}…"):
+        result = attack_cache.attack(sel.model_id, sel.digest, y, config, sel.device, sel.x)
+except (ValueError, RuntimeError) as exc:
+    st.error(f"The attack failed: {' '.join(str(exc).split())}")
+    st.stop()
+adv = result.adversarial[0].detach().cpu().numpy().astype(np.float32)
+adv_probs = result.probs[0] if result.probs is not None else \
+    caching.probabilities(sel.model_id, array_digest(adv), sel.device, adv[None])[0]
+adv_pred = int(adv_probs.argmax())
+flipped = adv_pred != y
+if flipped:
+    flip = adv_pred
+else:
+    order = [int(i) for i in np.argsort(-adv_probs) if int(i) != y]
+    flip = order[0]
+adv_digest = array_digest(adv)
+delta = adv - sel.x
+
+eps_label = ("minimal" if config.attack in MINIMAL_ATTACKS else
+             f"{config.eps * 255:.3g}/255" if photo else f"{config.eps:.3g}")
+
+m1, m2, m3, m4 = st.columns(4)
+card(m1, "True class", names[y], f"{clean_probs[y] * 100:.1f}% on the clean image")
+card(m2, "Clean prediction", names[clean_pred], f"{clean_probs[clean_pred] * 100:.1f}%")
+card(m3, f"Adversarial ({ATTACK_NAMES[config.attack]}, ε {eps_label})", names[adv_pred],
+     f"{adv_probs[adv_pred] * 100:.1f}%")
+card(m4, "Flip class", names[flip], ":green[label flipped]" if flipped else ":orange[no flip: the runner-up]")
+st.caption(f"True class: {y_source}. Flip class: "
+           + ("the adversarial's top prediction." if flipped else
+              "the attack did **not** flip the label at this ε, so the maps use the adversarial's runner-up class; "
+              "raise ε in the Attack settings to see a flip.")
+           + f" Perturbation: L∞ = {float(np.abs(delta).max()):.4f}, L2 = {float(np.sqrt((delta ** 2).sum())):.4f} "
+             "(pixel units).")
+
+# ---- method
+st.subheader("Maps: clean vs adversarial, true class vs flip class")
+method, attr_config, opacity = method_controls(model, max(sel.x.shape[1:]))
+info = METHODS[method]
+st.markdown(f"**{info.label}** — {info.summary} [{info.paper}]({info.url})")
+
+maps_ok = True
+try:
+    clean_maps = attr_cache.maps(sel.model_id, sel.digest, (y, flip), attr_config, sel.device, sel.x,
+                                 _label=f"{info.label}, clean image")
+    adv_maps = attr_cache.maps(sel.model_id, adv_digest, (y, flip), attr_config, sel.device, adv,
+                               _label=f"{info.label}, adversarial image")
+except ValueError as exc:
+    st.warning(f"{info.label} cannot run on {spec.name}: {' '.join(str(exc).split())}")
+    maps_ok = False
+
+if maps_ok:
+    raw = [clean_maps[0], clean_maps[1], adv_maps[0], adv_maps[1]]
+    shown = [display(m, info.signed) for m in raw]
+    pc, pa = clean_probs, adv_probs
+    blank = np.zeros_like(shown[0])  # an all-zero map is see-through: the panel shows the image alone
+    titles = [f"clean image<br>{short(names[clean_pred])} ({pc[clean_pred] * 100:.0f}%)",
+              f"clean · true class<br>{short(names[y])} ({pc[y] * 100:.0f}%)",
+              f"clean · flip class<br>{short(names[flip])} ({pc[flip] * 100:.0f}%)",
+              f"adversarial image<br>{short(names[adv_pred])} ({pa[adv_pred] * 100:.0f}%)",
+              f"adversarial · true class<br>{short(names[y])} ({pa[y] * 100:.0f}%)",
+              f"adversarial · flip class<br>{short(names[flip])} ({pa[flip] * 100:.0f}%)"]
+    fig = grid_figure([sel.x] * 3 + [adv] * 3, [blank, shown[0], shown[1], blank, shown[2], shown[3]], titles,
+                      signed=info.signed, opacity=opacity, cols=3, colorbar_title=UNITS[method], panel_height=300)
+    st.plotly_chart(tidy(fig), width="stretch", config=PLOT_CONFIG, key="gm_grid")
+    colours = ("Diverging colours centred on zero: **red** raises the class's score, **blue** lowers it, "
+               "near-zero values are see-through." if info.signed else
+               "Colours run from see-through (≈ 0) through red to pale yellow (largest).")
+    st.markdown(f"**How to read it.** {READING[method]} {colours} Rows: the clean image and the adversarial "
+                "image (what the model sees after the attack); columns: the image, the map for the true class, "
+                "the map for the flip class. All four maps share one colour scale "
+                f"({UNITS[method]}; the bar stops at the 99.5th percentile), so brightness compares across "
+                "panels. Percentages: the model's probability for that class on that image.")
+    st.caption("Every map explains a class's **logit** (the score before softmax); occlusion measures "
+               "probability. Maps are computed on the model's own input "
+               f"({sel.x.shape[1]}×{sel.x.shape[2]} pixels) and cached by the image's sha256 digest.")
+
+    if photo and info.per_channel:
+        with st.expander("Per-channel view (R, G, B)"):
+            panels = ["clean · true class", "clean · flip class", "adversarial · true class",
+                      "adversarial · flip class"]
+            which = st.radio("Map", panels, horizontal=True, key="gm_channel_panel")
+            st.plotly_chart(tidy(channel_figure(raw[panels.index(which)], signed=info.signed)), width="stretch",
+                            config=PLOT_CONFIG, key="gm_channels")
+            st.caption("The raw attribution of each colour channel on one shared scale: where the model reacts "
+                       "to one colour more than the others. The panels above reduce the channels to one value "
+                       + ("per pixel by summing them." if info.signed else "per pixel by their maximum |value|."))
+    elif photo:
+        st.caption(f"{info.label} gives one map per pixel, not per colour channel: no per-channel view.")
+
+    # ---- perturbation vs saliency
+    st.subheader("Does the attack push where the gradient is large?")
+    grads = attr_cache.maps(sel.model_id, sel.digest, (y, flip), AttributionConfig(method="signed_gradient"),
+                            sel.device, sel.x, _label="gradients")
+    is_fgsm = config.attack == "fgsm"
+    corr = alignment(delta, raw[0])
+    agree_true, agree_flip = sign_agreement(delta, grads[0]), sign_agreement(delta, grads[1])
+
+    def fmt(v: float) -> str:
+        return f"{v:+.2f}" if np.isfinite(v) else "undefined"
+
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Correlation |δ| ~ |map|", "n/a for FGSM" if is_fgsm else fmt(corr),
+              help="Pearson correlation over pixels between the perturbation's size and the map's size "
+                   "(each the max over channels), for the clean image and the true class.")
+    k2.metric("Sign agreement of δ with ∇ true class", fmt(agree_true),
+              help=f"mean of sign(δ)·sign(∂ logit / ∂ pixel) of the true class ({names[y]}) over the values "
+                   "where both are non-zero: −1 means every changed pixel moved so as to lower the true class")
+    k3.metric("Sign agreement of δ with ∇ flip class", fmt(agree_flip),
+              help=f"the same with the flip class's ({names[flip]}) gradient: +1 means every changed pixel "
+                   "moved so as to raise it")
+
+    signed_delta = display(delta, True, normalize=True)
+    signed_grad = display(grads[0], True, normalize=True)
+    sign_fig = grid_figure([None, None], [signed_delta, signed_grad],
+                           ["perturbation δ<br>(signed)", f"∂ logit / ∂ pixel<br>true class {short(names[y])}"],
+                           signed=True, cols=2, colorbar_title="relative (sign)", panel_height=300)
+    if not is_fgsm:
+        map_title = f"|{info.label}|" if info.signed else info.label
+        st.plotly_chart(tidy(perturbation_figure(delta, shown[0], correlation=corr,
+                                                 saliency_title=f"{map_title}, clean image, true class")),
+                        width="stretch", config=PLOT_CONFIG, key="gm_perturbation")
+        st.caption("Left: how far the attack moved each pixel (|δ|, max over channels, in [0, 1] pixel units). "
+                   "Right: the map's magnitude for the true class on the clean image. A correlation near **+1**: "
+                   "the attack spent its budget where the map is large; near **0**: no relation; negative: it "
+                   "pushed hardest where the map is small.")
+    c1, c2 = st.columns([3, 2], gap="large")
+    with c1:
+        st.plotly_chart(tidy(sign_fig), width="stretch", config=PLOT_CONFIG, key="gm_signs")
+    with c2:
+        if is_fgsm:
+            st.markdown(
+                "**FGSM moves every pixel by exactly ε**, up or down: δ = ε·sign(∇ loss), so |δ| is the same "
+                "everywhere (except where clipping to [0, 1] stops a pixel) and a correlation between |δ| and "
+                "|saliency| is undefined: the attack does not choose *where* to push, only *which way*.\n\n"
+                "So compare **signs** instead. Left: the perturbation (red brightened, blue darkened); right: "
+                "the true class's gradient (red: brightening raises the true class). An untargeted attack "
+                "lowers the true class, so the two are mostly **opposite** (agreement near −1), and δ "
+                "usually agrees with the flip class's gradient (> 0).")
+        else:
+            st.markdown(
+                "**Which way did it push?** Left: the perturbation (red brightened, blue darkened, white "
+                "untouched); right: the true class's gradient (red: brightening raises the true class). An "
+                "untargeted attack lowers the true class, so its δ mostly **opposes** that gradient "
+                "(agreement near −1) and **follows** the flip class's gradient (> 0). Iterative attacks "
+                "re-aim at every step, so the agreement with the clean image's gradient is weaker than FGSM's.")
+        st.caption("Both panels are scaled to their own 99th percentile (colour bar ±1): only the sign pattern "
+                   "is compared. Channels are summed for RGB models.")
+
+# ---- the same image on several models
+st.subheader("The same image on several models")
+specs = {s.id: s for s in list_specs()}
+loadable = [m for m in specs if availability(m).status in (Status.AVAILABLE, Status.NEEDS_TRAINING)]
+missing = [s.name for m, s in specs.items() if m not in loadable]
+seed("gm_models", compare_defaults(sel.model_id, loadable))
+chosen = st.multiselect("Models to compare (2 to 4)", loadable, format_func=lambda m: specs[m].name,
+                        max_selections=4, key="gm_models",
+                        help="Each model gets the image re-preprocessed to its own input (size, channels).")
+if missing:
+    st.caption("Not loadable on this machine (see the sidebar for the fix): " + ", ".join(missing) + ".")
+if len(chosen) < 2:
+    st.info("Pick at least two models to compare their maps of the same image.")
+else:
+    side = max(sel.x.shape[1:])
+    panels_img, panels_map, panels_title, notes = [], [], [], []
+    for mid in chosen:
+        mspec = specs[mid]
+        try:
+            caching.get_model(mid, sel.device)
+        except (ModelUnavailable, ValueError) as exc:
+            notes.append(f"{mspec.name}: skipped ({' '.join(str(exc).split())})")
+            continue
+        xm = sel.x if mid == sel.model_id else to_model_input(sel.image, mspec.input_shape, resize=mspec.resize)
+        dm = sel.digest if mid == sel.model_id else array_digest(xm)
+        pm = caching.probabilities(mid, dm, sel.device, xm[None])[0]
+        ym = y if mid == sel.model_id else (
+            int(sel.label) if sel.label is not None and mspec.class_names == names else int(pm.argmax()))
+        cfg_m = scaled_config(attr_config, side, max(xm.shape[1:]), mid == sel.model_id)
+        try:
+            mm = attr_cache.maps(mid, dm, ym, cfg_m, sel.device, xm, _label=f"{info.label} on {mspec.name}")
+        except ValueError as exc:
+            notes.append(f"{mspec.name}: skipped ({' '.join(str(exc).split())})")
+            continue
+        panels_img.append(xm)
+        panels_map.append(display(mm[0], info.signed, normalize=True))
+        panels_title.append(f"{mspec.name}<br>{short(mspec.class_names[ym])} ({pm[ym] * 100:.0f}%)")
+    for note in notes:
+        st.caption(note)
+    if panels_map:
+        st.plotly_chart(tidy(grid_figure(panels_img, panels_map, panels_title, signed=info.signed,
+                                         opacity=opacity, cols=min(4, len(panels_map)),
+                                         colorbar_title="relative (per model)", panel_height=260)),
+                        width="stretch", config=PLOT_CONFIG, key="gm_models_grid")
+        st.caption(f"{info.label} of the clean image for each model's true class (the dataset's label where the "
+                   "model shares this model's classes, else its own prediction; the percentage is its "
+                   "probability). Each map is scaled to its own 99th percentile, since gradients of different "
+                   "models have different sizes: compare *where*, not *how much*. Models see the image at their "
+                   "own input size.")
+
+st.caption(f"Method: {info.label} — {info.paper}, {info.url}. Attacks and maps are cached per model, image "
+           "digest and settings: moving the opacity slider never recomputes.")

@@ -131,8 +131,26 @@ def _pick_device() -> str | None:
     return None if choice == "auto" else choice
 
 
+def ensure_navigation() -> None:
+    """Route a deep link on a fresh server through ``streamlit_app.py``.
+
+    With a top-level ``pages/`` folder, Streamlit runs the very first request of a new server in its old
+    folder-discovery mode: a deep link such as ``/boundaries`` would execute the page file alone, without our
+    ``st.navigation`` (wrong menu, no page config). Switching the process to ``st.navigation`` mode and
+    rerunning sends the request through the entry point to the same page.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - a Streamlit without this internal
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def sidebar() -> Selection:
     """Render the shared pickers and return the current selection (same on every page)."""
+    ensure_navigation()
     st.sidebar.markdown("### Model and image")
     model_id = _pick_model()
     set_query(model=model_id)

@@ -8,6 +8,14 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/gradient_maps.py", title="Gradient maps", icon=":material/gradient:"),
     st.Page("pages/boundaries.py", title="Boundaries", icon=":material/scatter_plot:"),
+    st.Page("pages/projections.py", title="Projections", icon=":material/bubble_chart:"),
 ]
 
-st.navigation(PAGES).run()
+try:
+    st.navigation(PAGES).run()
+finally:
+    # UMAP compiles numba code once per server process: warm it up in a low-priority background thread that
+    # starts after the first page has rendered (idempotent: later reruns and sessions do nothing).
+    from explorer.projections.warm import warm_umap_in_background
+
+    warm_umap_in_background(delay=1.0)

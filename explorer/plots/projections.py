@@ -200,3 +200,14 @@ def distance_histogram(adv_to_clean: np.ndarray, clean_to_clean: np.ndarray, tit
 def distance_figure(distances, title: str = "") -> go.Figure:
     """``distance_histogram`` from a ``NearestCleanDistances``."""
     return distance_histogram(distances.adv_to_clean, distances.clean_to_clean, title=title)
+
+
+def mark_pair(fig: go.Figure, clean_xy: Sequence[float], adv_xy: Sequence[float], color: str = "#1F2430") -> go.Figure:
+    """Ring one clean point and its adversarial twin and join them (the point picked on the page); drawn last,
+    outside the legend, never hovered."""
+    fig.add_trace(go.Scatter(
+        x=[float(clean_xy[0]), float(adv_xy[0])], y=[float(clean_xy[1]), float(adv_xy[1])], mode="lines+markers",
+        line=dict(color=color, width=2), name="picked", showlegend=False, hoverinfo="skip",
+        marker=dict(symbol=["circle-open", "x-open"], size=16, color=color, line=dict(width=2.5)),
+    ))
+    return fig

@@ -19,6 +19,7 @@ from pathlib import Path
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()
+_start_now = threading.Event()  # ends a delayed warm-up's wait
 _error: BaseException | None = None
 _seconds: float | None = None
 
@@ -95,8 +96,24 @@ def import_umap():
     return umap
 
 
-def _warm() -> None:
+WARM_NICE = 10  # the warm-up thread's niceness (Linux): the first page a user opens keeps the CPU
+
+
+def lower_thread_priority(nice: int = WARM_NICE) -> bool:
+    """Raise the calling thread's niceness to ``nice`` (Linux: a thread id is a process id to
+    ``setpriority``); True when it worked. Elsewhere, or without permission, nothing happens."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(nice))
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _warm(delay: float = 0.0) -> None:
     global _error, _seconds
+    lower_thread_priority()
+    if delay > 0:
+        _start_now.wait(delay)  # let the first page render first (a page that needs UMAP ends the wait)
     start = time.perf_counter()
     try:
         import numpy as np
@@ -114,13 +131,21 @@ def _warm() -> None:
         _done.set()
 
 
-def warm_umap_in_background() -> threading.Thread:
-    """Start (once per process) a daemon thread that imports umap and fits a tiny UMAP; returns the thread."""
+def warm_umap_in_background(delay: float = 0.0) -> threading.Thread:
+    """Start (once per process) a daemon thread that imports umap and fits a tiny UMAP; returns the thread.
+
+    The thread runs at a lower OS priority (``WARM_NICE``) and, with ``delay`` seconds, waits that long
+    first, so that the page being opened when the server starts is not slowed down. A later call with
+    ``delay=0`` (a page that needs UMAP now) ends such a wait early. Idempotent and thread-safe.
+    """
     global _thread
     with _lock:
         if _thread is None:
-            _thread = threading.Thread(target=_warm, name="explorer-umap-warmup", daemon=True)
+            _thread = threading.Thread(target=_warm, args=(float(delay),), name="explorer-umap-warmup",
+                                       daemon=True)
             _thread.start()
+        if delay <= 0:
+            _start_now.set()
         return _thread
 
 

@@ -71,3 +71,17 @@ def test_growth_and_distance_figures():
     fig = distance_figure(d, title="d")
     assert len(fig.data) == 2 and len(fig.layout.shapes) == 2
     assert len(distance_histogram([], []).data) == 2
+
+
+def test_mark_pair_rings_one_clean_point_and_its_twin_outside_the_legend():
+    from explorer.plots.projections import mark_pair, projection_scatter
+
+    rng = np.random.default_rng(0)
+    c, a = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+    fig = projection_scatter(c, a, np.array([0, 1, 0, 1, 0, 1]), ("a", "b"))
+    before = len(fig.data)
+    mark_pair(fig, c[2], a[2])
+    assert len(fig.data) == before + 1
+    t = fig.data[-1]
+    assert list(t.x) == [c[2, 0], a[2, 0]] and list(t.y) == [c[2, 1], a[2, 1]]
+    assert t.showlegend is False and t.hoverinfo == "skip"

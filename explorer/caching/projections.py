@@ -1,0 +1,395 @@
+"""Cached results of the Projections page: image sets, adversarial batches, features, 2-D maps and metrics.
+
+Every entry is keyed by digests and frozen settings, never by arrays (they travel as ``_underscored``
+arguments, which Streamlit does not hash):
+
+* image sets by (dataset name, model id, n, seed, device); uploads by the digests of the decoded files;
+* the adversarial batch by (model id, image-set digest, ``AttackConfig``, device);
+* features by (model id, images digest, layer, device): the clean and the adversarial images are two entries;
+* projections by (clean features digest, adversarial features digest, method, seed);
+* metrics by the feature digests (and the projection's for the map's k-NN agreement);
+* layer growth by (model id, clean digest, adversarial digest, device).
+
+Progress: slow steps report through a bar created *inside* the cached function on its first report and
+emptied before it returns, so a cache hit replays nothing. t-SNE and UMAP fits have no progress callback:
+they run in a worker thread while the bar shows the elapsed time against an estimate.
+
+``read_uploads`` (pure, no Streamlit) validates uploaded files and zip archives one by one: bad files come back
+with a one-line reason and the rest are used.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from explorer.attacks import AttackConfig, run_attack
+from explorer.digest import array_digest
+from explorer.images import ImageError, LoadedImage, decode_image
+from explorer.inference import model_cache, predict_proba
+from explorer.projections import (
+    ImageSet,
+    KnnAgreement,
+    LayerGrowth,
+    Projection,
+    Summary,
+    extract_features,
+    knn_agreement,
+    layer_growth,
+    load_images,
+    project,
+    summarize,
+)
+
+IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
+UPLOAD_TYPES = [*IMAGE_EXTENSIONS, "zip"]
+MAX_UPLOADS = 500  # images taken from one upload (files plus zip members)
+MAX_MEMBER_BYTES = 40 * 1024 * 1024  # one file inside a zip, uncompressed
+MAX_ZIP_BYTES = 400 * 1024 * 1024  # all the images of one zip, uncompressed
+GROWTH_IMAGES = 256  # layer growth is a mean over images: the first 256 pin it down
+KNN_K = 10
+
+
+class ProgressBar:
+    """A ``progress(frac, text)`` callback that draws its bar lazily, only when the fraction moved by 2%."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+        self.last = -1.0
+
+    def __call__(self, frac: float, text: str = "") -> None:
+        frac = float(min(max(frac, 0.0), 1.0))
+        if self.bar is None:
+            self.bar = st.progress(0.0, text=self.label)
+        if frac - self.last >= 0.02 or frac >= 1.0:
+            self.last = frac
+            self.bar.progress(frac, text=f"{self.label}: {text}" if text else self.label)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.empty()
+            self.bar = None
+
+
+def _timed_progress(fn: Callable[[], object], label: str, expected_s: float, poll_s: float = 0.25):
+    """Run ``fn`` in a worker thread; meanwhile a bar shows the elapsed time against ``expected_s`` (capped at
+    95% until it returns). Exceptions are re-raised in the caller's thread."""
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the script thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="explorer-projection", daemon=True)
+    start = time.perf_counter()
+    worker.start()
+    bar = ProgressBar(label)
+    try:
+        worker.join(min(poll_s * 4, 1.0))  # quick fits finish before any bar is drawn
+        while worker.is_alive():
+            elapsed = time.perf_counter() - start
+            bar(min(0.95, elapsed / max(expected_s, 1e-3)), f"{elapsed:.0f} s (usually about {expected_s:.0f} s)")
+            worker.join(poll_s)
+    finally:
+        bar.close()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]
+
+
+# ------------------------------------------------------------------------------------------------ images
+
+
+@dataclass(frozen=True, eq=False)
+class Images:
+    """An image set with its cache key: ``digest`` covers the images and their labels."""
+
+    data: ImageSet
+    digest: str
+
+
+def _with_digest(s: ImageSet) -> Images:
+    return Images(s, array_digest(s.images) + ":" + array_digest(s.labels))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def dataset_images(name: str, model_id: str, n: int, seed: int, device: str | None) -> Images:
+    """Up to ``n`` images of the dataset ``name`` (digits, MNIST, augmented photos) in the model's input.
+
+    Raises ``ValueError`` / ``DatasetUnavailable`` (one line) when the set does not fit the model; errors are
+    not cached.
+    """
+    model = model_cache().get(model_id, device)
+    return _with_digest(load_images(name, model, n=int(n), seed=int(seed)))
+
+
+def read_uploads(files: Sequence[tuple[str, bytes]], max_images: int = MAX_UPLOADS,
+                 max_member_bytes: int = MAX_MEMBER_BYTES,
+                 max_zip_bytes: int = MAX_ZIP_BYTES) -> tuple[list[LoadedImage], list[tuple[str, str]]]:
+    """Decode uploaded files (images, or zip archives of images) one by one.
+
+    Returns the decoded images (in upload order, zip members in archive order, named ``archive.zip/member``)
+    and ``(name, reason)`` for every file that was not used, each reason one line. Inside a zip, folders,
+    hidden files and macOS resource forks are skipped silently; other non-image members are reported.
+    """
+    images: list[LoadedImage] = []
+    problems: list[tuple[str, str]] = []
+
+    def add(data: bytes, name: str) -> None:
+        if len(images) >= max_images:
+            problems.append((name, f"not used: only the first {max_images} images are taken"))
+            return
+        try:
+            images.append(decode_image(data, name))
+        except ImageError as exc:
+            problems.append((name, str(exc)))
+
+    for name, data in files:
+        if name.lower().endswith(".zip") or bytes(data[:4]) == b"PK\x03\x04":
+            try:
+                archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
+                members = archive.infolist()
+            except (zipfile.BadZipFile, OSError, ValueError) as exc:
+                problems.append((name, f"not a readable zip archive ({exc})"))
+                continue
+            total = 0
+            with archive:
+                for info in members:
+                    base = info.filename.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+                    if info.is_dir() or not base or base.startswith(".") or "__MACOSX/" in info.filename:
+                        continue
+                    label = f"{name}/{info.filename}"
+                    if base.rsplit(".", 1)[-1].lower() not in IMAGE_EXTENSIONS:
+                        problems.append((label, "not an image file (expected PNG, JPEG, WebP, BMP or GIF)"))
+                        continue
+                    if info.file_size > max_member_bytes:
+                        problems.append((label, f"too large ({info.file_size / 2**20:.0f} MB uncompressed; "
+                                                f"the limit is {max_member_bytes / 2**20:.0f} MB)"))
+                        continue
+                    total += info.file_size
+                    if total > max_zip_bytes:
+                        problems.append((label, f"not used: the archive's images exceed "
+                                                f"{max_zip_bytes / 2**20:.0f} MB uncompressed"))
+                        break
+                    if len(images) >= max_images:
+                        problems.append((label, f"not used: only the first {max_images} images are taken"))
+                        continue
+                    try:
+                        blob = archive.read(info)
+                    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
+                        problems.append((label, f"could not be extracted ({exc})"))
+                        continue
+                    add(blob, label)
+        else:
+            add(data, name)
+    return images, problems
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def uploaded_images(model_id: str, digests: tuple[str, ...], device: str | None,
+                    _images: Sequence[LoadedImage]) -> Images:
+    """Decoded uploads in the model's input (the sidebar's preprocessing), labelled by the model's clean
+    prediction. Keyed by the decoded images' digests."""
+    from explorer.images import to_model_input
+    from explorer.models import get_spec
+
+    model = model_cache().get(model_id, device)
+    spec = get_spec(model_id)
+    shape = tuple(model.input_shape)
+    x = np.stack([to_model_input(im, shape, resize=spec.resize) for im in _images]).astype(np.float32) \
+        if len(_images) else np.zeros((0, *shape), np.float32)
+    labels = predict_proba(model, x).argmax(1).astype(np.int64) if len(x) else np.zeros(0, np.int64)
+    names = tuple(im.name for im in _images)
+    return _with_digest(ImageSet("uploads", x, labels, tuple(model.class_names), names,
+                                 labels_are_predictions=True))
+
+
+# ------------------------------------------------------------------------------------------- adversarial
+
+
+@dataclass(frozen=True, eq=False)
+class Adversarial:
+    """The adversarial twins of an image set, and both sets' predictions."""
+
+    images: np.ndarray  # float32 N x C x H x W in [0, 1]
+    clean_probs: np.ndarray  # N x K
+    adv_probs: np.ndarray  # N x K
+    digest: str  # of ``images``
+
+    @property
+    def clean_pred(self) -> np.ndarray:
+        return self.clean_probs.argmax(1)
+
+    @property
+    def adv_pred(self) -> np.ndarray:
+        return self.adv_probs.argmax(1)
+
+
+def attack_chunk(input_shape: Sequence[int]) -> int:
+    """Images per attack call: large for small inputs, small for 224 x 224 photos (memory of the backward)."""
+    pixels = int(np.prod(input_shape))
+    return 256 if pixels <= 28 * 28 else 16
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def clean_probabilities(model_id: str, images_digest: str, device: str | None, _images: np.ndarray) -> np.ndarray:
+    """Class probabilities of the clean images (N x K float32); independent of the attack."""
+    model = model_cache().get(model_id, device)
+    if not len(_images):
+        return np.zeros((0, model.num_classes), np.float32)
+    return predict_proba(model, _images, batch_size=attack_chunk(model.input_shape)).astype(np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def adversarial_batch(model_id: str, images_digest: str, config: AttackConfig, device: str | None,
+                      _images: np.ndarray, _labels: np.ndarray) -> Adversarial:
+    """``config``'s attack on every image (labels: the set's labels), in chunks with a progress bar.
+
+    The adversarial probabilities come from the attack's own final classification (no extra forward pass).
+    """
+    model = model_cache().get(model_id, device)
+    x = np.asarray(_images, np.float32)
+    y = np.asarray(_labels, np.int64)
+    n = len(x)
+    chunk = attack_chunk(model.input_shape)
+    out = np.empty_like(x)
+    adv_probs = np.zeros((n, model.num_classes), np.float32)
+    bar = ProgressBar(f"Attacking {n} images ({config.attack})")
+    try:
+        for i in range(0, n, chunk):
+            res = run_attack(model, x[i: i + chunk], y[i: i + chunk], config, trace=True)
+            adv = res.adversarial.detach().cpu().numpy()
+            out[i: i + chunk] = adv
+            adv_probs[i: i + chunk] = _softmax(res.logits) if res.logits is not None else predict_proba(model, adv)
+            done = min(n, i + chunk)
+            if n > chunk:
+                bar(done / n, f"{done}/{n} images")
+    finally:
+        bar.close()
+    clean = clean_probabilities(model_id, images_digest, device, x)
+    return Adversarial(out, clean, adv_probs, array_digest(out))
+
+
+# ---------------------------------------------------------------------------------------------- features
+
+
+@dataclass(frozen=True, eq=False)
+class Features:
+    values: np.ndarray  # float32 N x D
+    digest: str
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def features(model_id: str, images_digest: str, layer: str, device: str | None, _images: np.ndarray,
+             what: str = "images") -> Features:
+    """Activations at ``layer`` for every image (N x D float32), with a progress bar over batches."""
+    model = model_cache().get(model_id, device)
+    batch = 256 if int(np.prod(model.input_shape)) <= 28 * 28 else 32
+    bar = ProgressBar(f"Features of the {what}")
+    try:
+        f = extract_features(model, _images, layer, batch_size=batch,
+                             progress=bar if len(_images) > batch else None)
+    finally:
+        bar.close()
+    return Features(f, array_digest(f))
+
+
+# ------------------------------------------------------------------------------------------- projections
+
+
+def expected_seconds(method: str, n_points: int) -> float:
+    """A rough guide for the progress bar on a busy 2-core machine (t-SNE ~15 s, UMAP ~5 s at 2,000 points)."""
+    if method == "tsne":
+        return max(2.0, 7.5e-3 * n_points)
+    if method == "umap":
+        return max(1.0, 2.5e-3 * n_points)
+    return 1.0
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def projection(clean_digest: str, adv_digest: str, method: str, seed: int, _clean: np.ndarray,
+               _adv: np.ndarray) -> Projection:
+    """The 2-D map of clean and adversarial features (PCA / UMAP fitted on clean, t-SNE jointly)."""
+    if method == "pca":
+        return project(_clean, _adv, "pca", seed=seed)
+    n_points = len(_clean) + (len(_adv) if method == "tsne" else 0)
+    label = {"umap": "UMAP", "tsne": "t-SNE"}.get(method, method)
+    return _timed_progress(lambda: project(_clean, _adv, method, seed=seed),
+                           f"{label} on {n_points} points", expected_seconds(method, n_points))
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def feature_metrics(clean_digest: str, adv_digest: str, images_digest: str, adv_images_digest: str,
+                    _clean: np.ndarray, _adv: np.ndarray, _labels: np.ndarray, _adv_pred: np.ndarray,
+                    k: int = KNN_K) -> Summary:
+    """k-NN label agreement and nearest-clean distances in feature space (twins excluded)."""
+    return summarize(_clean, _adv, _labels, _adv_pred, k=k)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def map_agreement(clean_digest: str, adv_digest: str, images_digest: str, adv_images_digest: str, method: str,
+                  seed: int, _clean_2d: np.ndarray, _adv_2d: np.ndarray, _labels: np.ndarray,
+                  _adv_pred: np.ndarray, k: int = KNN_K) -> KnnAgreement:
+    """k-NN label agreement in the 2-D map (what the picture shows)."""
+    return knn_agreement(_clean_2d, _adv_2d, _labels, _adv_pred, k=k, space="map")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def growth(model_id: str, images_digest: str, adv_digest: str, device: str | None, _images: np.ndarray,
+           _adv: np.ndarray, max_images: int = GROWTH_IMAGES, seed: int = 0) -> LayerGrowth:
+    """Relative activation change per layer, adversarial vs random sign noise of the same L∞ size, over the
+    first ``max_images`` images."""
+    model = model_cache().get(model_id, device)
+    m = min(len(_images), int(max_images))
+    bar = ProgressBar("Layer-by-layer growth")
+    try:
+        return layer_growth(model, _images[:m], _adv[:m], seed=seed, batch_size=64 if m and _images[0].size <= 784
+                            else 8, progress=bar)
+    finally:
+        bar.close()
+
+
+# ------------------------------------------------------------------------------------------- shared links
+
+
+def sample_id_for(source: str) -> str | None:
+    """The gallery id (``?image=...``) of a dataset image, from its ``ImageSet.sources`` entry, where one exists.
+
+    ``explorer.projections.datasets`` names images ``"digits test #i"`` (``load_digits_split().x_test[i]``,
+    which is exactly the gallery's ``digits:i``), ``"mnist test #i"`` (MNIST test-file image ``8000 + i``) and
+    ``"mnist train #i"`` (test-file image ``i``). Training digits have no gallery id: ``None``, as for photos
+    and uploads.
+    """
+    kind, _, index = source.rpartition(" #")
+    if not index.isdigit():
+        return None
+    i = int(index)
+    if kind == "digits test":
+        return f"digits:{i}"
+    if kind == "mnist test":
+        from explorer.models.data import MNIST_TRAIN_COUNT
+
+        return f"mnist:{MNIST_TRAIN_COUNT + i}"
+    if kind == "mnist train":
+        return f"mnist:{i}"
+    return None

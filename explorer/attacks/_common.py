@@ -35,7 +35,10 @@ def grad_mode() -> Iterator[None]:
 
 
 def as_images(model: torch.nn.Module, x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A fresh float32 N x C x H x W tensor on the model's device (C x H x W gets a batch axis)."""
+    """A float32 N x C x H x W tensor on the model's device (C x H x W gets a batch axis), detached.
+
+    It may share storage with the caller's array: the attacks only ever read it (every update is out of place).
+    """
     with contextlib.ExitStack() as stack:
         if torch.is_inference_mode_enabled():
             stack.enter_context(torch.inference_mode(False))  # the copy must be a normal tensor
@@ -45,7 +48,9 @@ def as_images(model: torch.nn.Module, x: np.ndarray | torch.Tensor) -> torch.Ten
         if t.dim() != 4:
             raise ValueError(f"images must be N x C x H x W (or C x H x W), got shape {tuple(t.shape)}")
         device = getattr(model, "device", None) or next(model.parameters()).device
-        t = t.detach().to(device=device, dtype=torch.float32).clone()
+        t = t.detach().to(device=device, dtype=torch.float32)  # may share the caller's storage: read only
+        if t.is_inference():
+            t = t.clone()  # a normal tensor, so that autograd can use it
     if t.numel():
         lo, hi = torch.aminmax(t)
         if not (float(lo) >= 0 and float(hi) <= 1):  # NaN fails both comparisons
@@ -169,6 +174,12 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | 
 def ascent_objective(ce: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """The scalar each gradient step increases: Σ CE(y) untargeted, −Σ CE(target) targeted."""
     return ce.sum() if target is None else -ce.sum()
+
+
+def summed_objective(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """``ascent_objective`` in one call when the per-row values are not needed (same gradient bits)."""
+    total = F.cross_entropy(logits, class_of_interest(y, target), reduction="sum")
+    return total if target is None else -total
 
 
 class Recorder:

@@ -23,6 +23,7 @@ from explorer.attacks._common import (
     generator_for,
     grad_mode,
     rows,
+    summed_objective,
 )
 from explorer.attacks.norms import Norm
 from explorer.attacks.result import AttackResult
@@ -65,10 +66,14 @@ def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch
         for step in range(steps):
             adv.requires_grad_(True)
             logits = model(adv)
-            ce = cross_entropy(logits, y, target)
-            if step > 0:
-                rec.add(logits, adv, ce)
-            (grad,) = torch.autograd.grad(ascent_objective(ce, target), adv)
+            if trace:
+                ce = cross_entropy(logits, y, target)
+                if step > 0:
+                    rec.add(logits, adv, ce)
+                objective = ascent_objective(ce, target)
+            else:
+                objective = summed_objective(logits, y, target)
+            (grad,) = torch.autograd.grad(objective, adv)
             adv = adv.detach()
             if momentum is not None:
                 grad = grad / torch.mean(torch.abs(grad), dim=tuple(range(1, grad.dim())), keepdim=True).clamp_min(

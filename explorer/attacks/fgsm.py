@@ -19,13 +19,12 @@ from explorer.attacks._common import (
     EpsLike,
     LabelLike,
     Recorder,
-    ascent_objective,
-    cross_entropy,
     finish,
     grad_mode,
     l2_upper,
     prepare,
     rows,
+    summed_objective,
 )
 from explorer.attacks.norms import Norm, get_norm
 from explorer.attacks.result import AttackResult
@@ -37,8 +36,7 @@ def fgsm_direction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tar
     with grad_mode():
         xg = (x.clone() if x.is_inference() else x.detach()).requires_grad_(True)  # a new leaf; x untouched
         logits = model(xg)
-        ce = cross_entropy(logits, y, target)
-        (grad,) = torch.autograd.grad(ascent_objective(ce, target), xg)
+        (grad,) = torch.autograd.grad(summed_objective(logits, y, target), xg)
     return norm.normalize(grad), logits.detach()
 
 

@@ -97,3 +97,18 @@ def test_inputs_from_inference_mode_and_numpy(digits_model, digits):
     assert torch.equal(inside, ref)
     assert torch.equal(fgsm(digits_model, x.numpy(), y.numpy(), 0.1).adversarial, ref)
     assert torch.equal(fgsm(digits_model, x[0], int(y[0]), 0.1).adversarial, ref[:1])  # C x H x W
+
+
+def test_the_callers_images_are_never_modified(digits_model, digits):
+    from explorer.attacks import carlini_wagner, deepfool, mifgsm, pgd
+
+    x, y = digits
+    xs, arr = x[:4].clone(), x[:4].numpy().copy()
+    before, arr_before = xs.clone(), arr.copy()
+    fgsm(digits_model, xs, y[:4], 0.2)
+    pgd(digits_model, xs, y[:4], 0.2, steps=3)
+    mifgsm(digits_model, arr, y[:4].numpy(), 0.2, steps=3)
+    deepfool(digits_model, xs, y[:4], steps=3)
+    carlini_wagner(digits_model, arr, y[:4], steps=3, search_steps=1)
+    assert torch.equal(xs, before) and np.array_equal(arr, arr_before)
+    assert not xs.requires_grad and xs.grad is None

@@ -6,6 +6,7 @@ st.set_page_config(page_title="Adversarial Explorer", page_icon=":material/blur_
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/attack_studio.py", title="Attack Studio", icon=":material/tune:"),
     st.Page("pages/gradient_maps.py", title="Gradient maps", icon=":material/gradient:"),
     st.Page("pages/boundaries.py", title="Boundaries", icon=":material/scatter_plot:"),
     st.Page("pages/projections.py", title="Projections", icon=":material/bubble_chart:"),

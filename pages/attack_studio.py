@@ -1,0 +1,474 @@
+"""Attack Studio: pick an attack, slide ε, watch the label flip, with the numbers that say why and by how much."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import streamlit as st
+import torch
+
+from explorer import caching, state
+from explorer.attacks import ATTACK_NAMES, ATTACKS, GRADIENT_ATTACKS, MINIMAL_ATTACKS, alpha_fraction, check_config
+from explorer.attacks import cli as rules
+from explorer.attacks.config import check_steps, eps_upper, max_steps_allowed
+from explorer.attacks.fgsm import fgsm_step
+from explorer.attacks.quantize import to_png_bytes
+from explorer.caching import attacks as attack_cache
+from explorer.digest import array_digest
+from explorer.plots.attacks import Curve, confidence_figure, perturbation_image, short_name, trace_figure
+from explorer.plots.images import topk_bars, upscale
+
+SHARED_KEY = "shared_attack"  # the session copy of the URL's attack settings, shared with Gradient maps
+PLOT_CONFIG = {"displayModeBar": False}
+IMG_SIDE = 280
+PAPERS = {
+    "fgsm": ("Goodfellow et al., 2015", "https://arxiv.org/abs/1412.6572"),
+    "bim": ("Kurakin et al., 2016", "https://arxiv.org/abs/1607.02533"),
+    "pgd": ("Madry et al., 2018", "https://arxiv.org/abs/1706.06083"),
+    "pgd-l2": ("Madry et al., 2018", "https://arxiv.org/abs/1706.06083"),
+    "mifgsm": ("Dong et al., 2018", "https://arxiv.org/abs/1710.06081"),
+    "deepfool": ("Moosavi-Dezfooli et al., 2016", "https://arxiv.org/abs/1511.04599"),
+    "cw": ("Carlini & Wagner, 2017", "https://arxiv.org/abs/1608.04644"),
+}
+WHAT = {
+    "fgsm": "one gradient, one step of size ε along its sign: every pixel moves by exactly ±ε.",
+    "bim": "FGSM repeated in small steps of α, clipped back into the ε-box after each step.",
+    "pgd": "BIM from a random start inside the ε-box: the standard strong L∞ attack.",
+    "pgd-l2": "PGD whose steps follow the gradient's direction and whose budget ε bounds the L2 length of the "
+              "whole perturbation (a few pixels may move a lot).",
+    "mifgsm": "BIM with momentum μ: the step follows a running average of normalised gradients.",
+    "deepfool": "walks to the nearest linearised decision boundary: no budget, it finds a small L2 perturbation.",
+    "cw": "optimises ‖δ‖₂² + c·(margin) with Adam: no budget, it finds a small L2 perturbation.",
+}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def shared_value(key: str) -> str | None:
+    """The URL's value, else the one this session last used on any page."""
+    value = state.query(key)
+    if value is None:
+        value = st.session_state.get(SHARED_KEY, {}).get(key)
+    return value
+
+
+def seed(key: str, value) -> None:
+    """Give a widget its starting value the first time it is drawn in this session."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def card(col, label: str, value: str, note: str) -> None:
+    """A metric that wraps long class names (ImageNet) instead of cutting them off."""
+    col.markdown(f":gray[{label}]\n#### {value}\n{note}")
+
+
+def default_eps(attack: str, photo: bool) -> float:
+    """Where the slider starts: past the flip for the default digit (so a new user sees one), and an L2 radius
+    under 1, which the other pages' shared-ε check (a value in [0, 1]) accepts."""
+    if rules.norm_name(attack) == "l2":
+        return 0.5
+    return 8 / 255 if photo else 0.15
+
+
+def read_shared(names: tuple[str, ...]) -> tuple[str, str | None, int, int | None]:
+    """Attack, raw ε, steps and target from the URL (or this session), each validated with a one-line warning."""
+    attack = shared_value("attack") or "fgsm"
+    if attack not in ATTACKS:
+        st.warning(f"Unknown attack {attack!r} in the link; using FGSM (choose from {', '.join(ATTACKS)}).")
+        attack = "fgsm"
+    steps, raw = 10, shared_value("steps")
+    if raw is not None:
+        try:
+            steps = int(raw)
+            check_steps(steps)
+        except ValueError as exc:
+            msg = one_line(exc) if raw.strip().lstrip("-").isdigit() else f"steps = {raw!r} is not a whole number"
+            st.warning(f"{msg}; using 10 steps.")
+            steps = 10
+    target, raw = None, shared_value("target")
+    if raw is not None:
+        try:
+            target = int(raw)
+            if not 0 <= target < len(names):
+                raise ValueError
+        except ValueError:
+            st.warning(f"target = {raw!r} in the link is not a class index from 0 to {len(names) - 1}; "
+                       "running untargeted.")
+            target = None
+    return attack, shared_value("eps"), steps, target
+
+
+def starting_eps(raw: str | None, attack: str, photo: bool, scale: str, top_choices: tuple[float, ...],
+                 input_shape) -> float:
+    """The ε the slider starts at: the shared value (validated), or the default for this scale.
+
+    The shared ε is reset to the default when the page itself wrote it under another scale (digits vs photos,
+    L∞ vs L2): the number would mean something else now.
+    """
+    fallback = default_eps(attack, photo)
+    if raw is None:
+        return fallback
+    last = st.session_state.get("as_last")
+    if last is not None and last[0] == raw and last[1] != scale:
+        return fallback
+    upper = eps_upper(attack, input_shape)
+    unit = "L2 radius" if rules.norm_name(attack) == "l2" else "pixel units"
+    try:
+        eps = rules.parse_eps(raw)
+        if not 0.0 <= eps <= upper:
+            raise ValueError(f"ε = {raw} is outside [0, {upper:g}] ({unit})")
+    except ValueError as exc:
+        st.warning(f"{one_line(exc)}; using ε = {rules.eps_text(fallback, photo, attack)}.")
+        return fallback
+    if eps > top_choices[-1]:
+        st.warning(f"ε = {rules.eps_text(eps, photo, attack)} is beyond this page's largest range "
+                   f"({rules.eps_text(top_choices[-1], photo, attack)}); showing the largest ε instead.")
+        return top_choices[-1]
+    return eps
+
+
+# ---------------------------------------------------------------------------------------------- page
+
+sel = state.sidebar()
+model = caching.require_model(sel.model_id, sel.device)
+spec = sel.spec
+names = spec.class_names
+photo = spec.is_photo_model
+kind = rules.kind_of(photo)
+on_gpu = str(getattr(model, "device", "cpu")).startswith("cuda")
+
+st.title("Attack Studio")
+st.markdown("Pick an attack, **slide ε and watch the label flip**. ε is the attack's budget: how far it may "
+            "move the pixels. Every ε on the slider was computed in one batched sweep, so the slider answers "
+            "instantly; the numbers below say why the label flips, and by how much the image changed.")
+
+clean_probs = caching.probabilities(sel.model_id, sel.digest, sel.device, sel.x[None])[0]
+clean_pred = int(clean_probs.argmax())
+y, y_source = rules.choose_label(sel.label, clean_probs)
+
+# ---- controls ------------------------------------------------------------------------------------------
+url_attack, url_eps, url_steps, url_target = read_shared(names)
+seed("as_attack", url_attack)
+seed("as_steps", url_steps)
+seed("as_targeted", url_target is not None)
+default_target = names.index("vulture") if "vulture" in names else (y + 1) % len(names)
+seed(f"as_target_{kind}", url_target if url_target is not None else default_target)
+
+with st.container(border=True):
+    c1, c2, c3, c4, c5 = st.columns([2.2, 1.1, 1.5, 1.3, 1.1], vertical_alignment="bottom")
+    attack = c1.selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="as_attack",
+                          help="FGSM … MI-FGSM spend a budget ε; DeepFool and Carlini-Wagner look for the "
+                               "smallest perturbation that flips the label.")
+    norm = rules.norm_name(attack)
+    scale = f"{kind}_{norm}"
+    minimal = attack in MINIMAL_ATTACKS
+    steps = int(c2.number_input("Steps", 1, max_steps_allowed(), key="as_steps",
+                                help="Iterations of BIM, PGD, MI-FGSM and the PGD curve overlaid on FGSM's chart; "
+                                     f"DeepFool's iteration cap. This server allows up to {max_steps_allowed()} "
+                                     "(EXPLORER_MAX_STEPS)."))
+    alpha_frac = None
+    random_start, pgd_seed, decay, overshoot, cw_c, cw_steps = True, 0, 1.0, 0.02, 1.0, 100
+    if attack in ("bim", "pgd", "pgd-l2", "mifgsm"):
+        default_frac = alpha_fraction(attack, steps)
+        alpha_frac = c3.number_input("Step α (× ε)", min_value=0.001, max_value=10.0, value=None, step=0.05,
+                                     format="%.3f", placeholder=f"default {default_frac:.3g}",
+                                     key=f"as_alpha_{attack}",
+                                     help="Each step moves α = (this) × ε. Empty: "
+                                          + ("2.5 / steps (Madry et al.)" if attack.startswith("pgd") else
+                                             "1 / steps, so the steps can just reach the edge of the ε-box."))
+    elif attack == "deepfool":
+        overshoot = c3.number_input("Overshoot", 0.0, 1.0, 0.02, step=0.01, key="as_overshoot",
+                                    help="How far past the linearised boundary DeepFool steps (0.02 = 2%).")
+    elif attack == "cw":
+        cw_c = c3.number_input("Constant c", 0.01, 100.0, 1.0, step=0.5, key="as_cw_c",
+                               help="The trade-off between a small ‖δ‖₂ and a large margin (binary-searched).")
+    if attack in ("pgd", "pgd-l2"):
+        random_start = c4.toggle("Random start", value=True, key="as_random_start",
+                                 help="Start from a uniformly random point in the ε-ball (Madry et al.).")
+        pgd_seed = int(c5.number_input("Seed", 0, 2**31 - 1, 0, key="as_seed", disabled=not random_start,
+                                       help="The random start is drawn from torch.Generator().manual_seed(seed)."))
+    elif attack == "mifgsm":
+        decay = float(c4.number_input("Momentum μ", 0.0, 5.0, 1.0, step=0.1, key="as_decay",
+                                      help="Decay of the running gradient average (Dong et al. use 1.0)."))
+    elif attack == "cw":
+        cw_steps = int(c4.number_input("Adam steps", 1, max_steps_allowed(), min(100, max_steps_allowed()),
+                                       key="as_cw_steps", help="Optimisation steps per binary-search round (3)."))
+
+    t1, t2, t3 = st.columns([1.1, 3, 2], vertical_alignment="bottom")
+    targeted = t1.toggle("Targeted", key="as_targeted",
+                         help="Untargeted: any wrong label counts. Targeted: the attack must reach the class you pick.")
+    picked = int(t2.selectbox("Target class (type to search)", range(len(names)), key=f"as_target_{kind}",
+                              format_func=lambda i: f"{i}: {names[i]}", disabled=not targeted))
+    choices = rules.RANGE_CHOICES[(kind, norm)]
+    eps0 = starting_eps(url_eps, attack, photo, scale, choices, spec.input_shape)
+    seed(f"as_range_{scale}", next((c for c in choices if c >= max(eps0, rules.default_eps_max(attack, photo))),
+                                   choices[-1]))
+    eps_max = float(t3.selectbox("ε range (the slider's largest ε)", choices, key=f"as_range_{scale}",
+                                 format_func=lambda e: rules.eps_text(e, photo, attack),
+                                 disabled=minimal,
+                                 help="A new range is a new sweep: 64 values of ε from 0 to this."))
+
+target = picked if targeted else None
+if target is not None and target == y:
+    st.warning(f"Target class {target} ({names[target]}) is the true class: pick another class for a targeted "
+               "attack; running untargeted instead.")
+    target = None
+
+fmt = lambda e: rules.eps_text(e, photo, attack)  # noqa: E731
+if norm == "l2":
+    eps_label = "ε: the L2 radius of the whole perturbation (pixel units, images in [0, 1])"
+elif photo:
+    eps_label = "ε in k/255: the most any pixel may change (L∞)"
+else:
+    eps_label = "ε in pixel units: the most any pixel may change (L∞, images in [0, 1])"
+
+# ---- compute: a cached sweep (gradient attacks) or one cached minimal attack ----------------------------
+sw = other_sw = result = None
+grid: tuple[float, ...] = ()
+try:
+    if minimal:
+        config = rules.minimal_config(attack, steps=steps, overshoot=overshoot, cw_c=cw_c, cw_steps=cw_steps,
+                                      target=target)
+        check_config(config, len(names), y, input_shape=spec.input_shape)
+        result = attack_cache.attack(sel.model_id, sel.digest, y, config, sel.device, sel.x)
+        eps = eps0  # not used by a minimal attack; kept in the shared link for the other pages
+        point = config
+    else:
+        grid = rules.eps_grid(attack, photo, spec.input_shape, eps_max)
+        config = rules.sweep_config(attack, grid[-1], steps=steps, alpha_frac=alpha_frac, random_start=random_start,
+                                    seed=pgd_seed, decay=decay, target=target)
+        check_config(config, len(names), y, input_shape=spec.input_shape)
+        sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, config, grid, sel.device, sel.x,
+                                    keep_images=attack != "fgsm")
+        slider_key = f"as_eps_{scale}_{eps_max:.6g}"
+        seed(slider_key, grid[int(np.abs(np.asarray(grid) - eps0).argmin())])
+        eps = float(st.select_slider(eps_label, options=grid, key=slider_key, format_func=fmt,
+                                     help="64 values of ε, all computed at once; moving the slider only reads "
+                                          "them. Keyboard: click the handle, then ← → (Home / End)."))
+        i = sw.nearest(eps)
+        eps = float(sw.eps[i])
+        point = rules.point_config(config, eps)
+except (ValueError, RuntimeError) as exc:
+    st.error(f"The attack cannot run: {one_line(exc)}")
+    st.stop()
+
+# ---- shared URL state (read by Gradient maps) ----------------------------------------------------------
+shared = {"attack": attack, "eps": f"{eps:.6g}", "steps": str(steps), "target": None if target is None else str(target)}
+state.set_query(**shared)
+st.session_state[SHARED_KEY] = shared
+st.session_state["as_last"] = (shared["eps"], scale)
+
+# ---- the adversarial at this ε ------------------------------------------------------------------------
+if minimal:
+    adv = result.adversarial[0].detach().cpu().numpy().astype(np.float32)
+    adv_probs = result.probs[0]
+elif attack == "fgsm":
+    with torch.no_grad():
+        adv = fgsm_step(torch.from_numpy(sel.x[None]), torch.from_numpy(sw.direction[None]), eps)[0].numpy()
+    adv_probs = sw.probs[i]
+else:
+    adv = sw.images[i]
+    adv_probs = sw.probs[i]
+adv_pred = int(np.argmax(adv_probs))
+success = adv_pred == target if target is not None else adv_pred != y
+delta = adv - sel.x
+checks = attack_cache.point_checks(sel.model_id, sel.digest, array_digest(adv), y, target, point.seed, sel.device,
+                                   sel.x, adv)
+m = checks.metrics
+
+if not minimal:
+    st.caption(f"Grid ε used: **{fmt(eps)}** = {eps:.6g} in [0, 1] pixel units (point {i + 1} of {len(grid)}, "
+               f"spacing {fmt(grid[1])}). {ATTACK_NAMES[attack]}: {WHAT[attack]}")
+else:
+    st.info(f"{ATTACK_NAMES[attack]} {WHAT[attack]} It has no ε slider: the smallest perturbation it found is "
+            f"L2 = {m.l2:.4f}, L∞ = {m.linf:.4f}" + (f" ({m.linf * 255:.2f}/255)." if photo else "."))
+
+# ---- summary cards ------------------------------------------------------------------------------------
+k1, k2, k3, k4 = st.columns(4)
+card(k1, "True class", short_name(names[y], 28),
+     f"{clean_probs[y] * 100:.1f}% on the clean image · {y_source}")
+card(k2, "Clean prediction", short_name(names[clean_pred], 28), f"{clean_probs[clean_pred] * 100:.1f}%")
+where = "minimal perturbation" if minimal else f"ε = {fmt(eps)}"
+verdict = (f":red[reached the target {short_name(names[target])}]" if target is not None and success else
+           ":orange[target not reached]" if target is not None else
+           ":red[label flipped]" if success else ":green[still the true class]")
+card(k3, "Adversarial prediction", short_name(names[adv_pred], 28),
+     f"{adv_probs[adv_pred] * 100:.1f}% at {where} · {verdict}")
+if minimal:
+    card(k4, "Smallest perturbation found", f"L2 {m.l2:.3f}", f"L∞ {m.linf:.4f}"
+         + (f" = {m.linf * 255:.1f}/255" if photo else "") + " · no ε budget")
+elif sw.flip_eps is not None:
+    card(k4, "Flip ε", fmt(sw.flip_eps),
+         f"{short_name(names[y])} → {short_name(names[sw.flip_class])} (refined by bisection)")
+else:
+    card(k4, "Flip ε", "none", f"no flip up to {fmt(grid[-1])}: widen the ε range"
+         + (" or try PGD" if attack == "fgsm" else ""))
+
+# ---- images -------------------------------------------------------------------------------------------
+pert, amp = perturbation_image(delta)
+i1, i2, i3 = st.columns(3, gap="medium")
+i1.image(upscale(sel.x, IMG_SIDE), width=IMG_SIDE,
+         caption=f"original: “{short_name(names[clean_pred])}” ({clean_probs[clean_pred] * 100:.1f}%)")
+i2.image(upscale(pert, IMG_SIDE), width=IMG_SIDE,
+         caption=f"perturbation δ, amplified ×{amp:.1f} (grey = unchanged, max |δ| = {m.linf:.4f})")
+i3.image(upscale(adv, IMG_SIDE), width=IMG_SIDE,
+         caption=f"adversarial: “{short_name(names[adv_pred])}” ({adv_probs[adv_pred] * 100:.1f}%)")
+crisp = "" if photo else ", shown with crisp nearest-neighbour pixels"
+st.caption(f"Left: the image the model sees (its own input, {sel.x.shape[1]}×{sel.x.shape[2]} pixels{crisp}). "
+           f"Middle: what the attack added, scaled up ×{amp:.1f} so it is visible: mid-grey is no change, brighter "
+           "pixels were brightened, darker ones darkened. Right: the sum, clipped to [0, 1]. Near the flip ε a person "
+           "still sees the original; the model sees another class.")
+
+# ---- top-5 --------------------------------------------------------------------------------------------
+def bars(probs: np.ndarray, title: str):
+    """Top-5 bars with room on the right for the percentages."""
+    return topk_bars(probs, [short_name(n) for n in names], 5, title, highlight=y).update_xaxes(range=[0, 112])
+
+
+b1, b2 = st.columns(2, gap="large")
+b1.plotly_chart(bars(clean_probs, "Clean image: top 5"), width="stretch", config=PLOT_CONFIG, key="as_top_clean")
+b2.plotly_chart(bars(adv_probs, f"Adversarial ({where}): top 5"), width="stretch", config=PLOT_CONFIG,
+                key="as_top_adv")
+st.caption(f"The five most likely classes, probability in %. Red: the true class ({short_name(names[y])}); "
+           "watch its bar shrink as ε grows.")
+
+# ---- confidence vs ε ----------------------------------------------------------------------------------
+if not minimal:
+    st.subheader("Confidence against ε")
+    to_x = (lambda e: np.asarray(e) * 255) if photo and norm == "linf" else (lambda e: np.asarray(e))
+    x_title = ("ε (k/255, L∞)" if photo and norm == "linf" else
+               "ε (L2 radius, pixel units)" if norm == "l2" else "ε (pixel units, L∞)")
+    flip_cls = sw.flip_class if sw.flip_class is not None else y
+    main_curve = Curve(ATTACK_NAMES[attack], to_x(sw.eps), sw.true_prob, sw.flip_prob, sw.margin,
+                       None if sw.flip_eps is None else float(to_x(sw.flip_eps)))
+    other_curve = None
+    other = rules.comparison_attack(attack)
+    if other is not None:
+        expensive = other != "fgsm" and photo and not on_gpu
+        overlay = st.toggle(f"Overlay {ATTACK_NAMES[other]} for comparison", value=not expensive, key="as_overlay",
+                            help=f"A second sweep with {ATTACK_NAMES[other]} on the same grid"
+                                 + (" (tens of seconds for a photo model on a CPU; cached afterwards)." if expensive
+                                    else "."))
+        if overlay:
+            other_config = rules.sweep_config(other, grid[-1], steps=steps, random_start=random_start,
+                                              seed=pgd_seed, target=target)
+            try:
+                other_sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, other_config, grid, sel.device,
+                                                  sel.x)
+                other_curve = Curve(ATTACK_NAMES[other], to_x(other_sw.eps), other_sw.true_prob,
+                                    flip_x=None if other_sw.flip_eps is None else float(to_x(other_sw.flip_eps)))
+            except (ValueError, RuntimeError) as exc:
+                st.warning(f"{ATTACK_NAMES[other]} could not run: {one_line(exc)}")
+    fig = confidence_figure(main_curve, short_name(names[y]), short_name(names[flip_cls]), float(to_x(eps)),
+                            x_title, other_curve, x_fmt=lambda v: f"{v:.3g}" + ("/255" if photo and norm == "linf"
+                                                                              else ""))
+    st.plotly_chart(fig, width="stretch", config=PLOT_CONFIG, key="as_confidence")
+    goal = f"the target {short_name(names[flip_cls])}" if target is not None else \
+        f"the class it flips to ({short_name(names[flip_cls])})"
+    compare = ""
+    if other_curve is not None:
+        compare = (f" Dashed purple: the true class under {ATTACK_NAMES[other]} on the same grid; an iterative attack "
+                   "usually needs a smaller ε than one FGSM step, because it re-aims after every step.")
+    elif attack == "pgd-l2":
+        compare = " No FGSM/PGD overlay here: their ε is an L∞ bound, not an L2 radius, so the axes would not match."
+    st.caption(f"Blue: probability of the true class ({short_name(names[y])}); red: probability of {goal}; dotted "
+               "grey (right axis): the logit margin, positive while the attack has not succeeded. The label flips "
+               "where the margin crosses zero (red dashed line, found on the grid and refined by bisection); the "
+               f"green line is the slider's ε.{compare}")
+
+# ---- metrics ------------------------------------------------------------------------------------------
+st.subheader("How big is the change?")
+q1, q2, q3, q4 = st.columns(4)
+q1.metric("L∞ (largest pixel change)", f"{m.linf * 255:.2f}/255" if photo else f"{m.linf:.4f}",
+          help=f"max over pixels of |δ| = {m.linf:.5f} in [0, 1] pixel units"
+               + (" (k/255: in steps of an 8-bit image)" if photo else ""))
+q2.metric("L2 (length of δ)", f"{m.l2:.4f}", help="√(Σ δ²) over every pixel and channel, pixel units")
+q3.metric("PSNR", "∞ dB" if math.isinf(m.psnr) else f"{m.psnr:.1f} dB",
+          help="10·log10(1 / mean δ²): above about 35 dB a change is hard to see")
+q4.metric("SSIM", f"{m.ssim:.4f}", help="structural similarity (1 = identical), Wang et al. 2004")
+st.caption("L∞ is what an L∞ attack's ε bounds; L2 is what DeepFool, Carlini-Wagner and PGD (L2) keep small. "
+           "PSNR and SSIM say how visible the change is: a high PSNR and an SSIM near 1 mean a person would "
+           "hardly notice it.")
+
+# ---- noise baseline and 8-bit check -------------------------------------------------------------------
+n1, n2 = st.columns(2, gap="large")
+nb, e8 = checks.noise, checks.eight_bit
+with n1:
+    st.markdown("**Random noise of the same size**")
+    ni, nt = st.columns([1, 2.2])
+    noisy = nb.images[0]
+    ni.image(upscale(noisy, 140), width=140,
+             caption=f"noise: “{short_name(names[int(nb.pred[0])])}” ({nb.probs[0][int(nb.pred[0])] * 100:.1f}%)")
+    moved = int(round(nb.flip_rate * len(nb.pred)))
+    nt.markdown(f"Each pixel moved by ±{nb.eps:.4g} at random (the attack's L∞ size), {len(nb.pred)} draws: "
+                f"the label moved in **{moved} of {len(nb.pred)}**; p({short_name(names[y])}) is "
+                f"**{np.mean(nb.true_prob) * 100:.1f}%** on average, against **{adv_probs[y] * 100:.1f}%** after "
+                "the attack.")
+    st.caption("Same size, random direction: noise barely moves the label. It is the attack's *direction*, "
+               "computed from the model's gradient, that fools it.")
+with n2:
+    st.markdown("**8-bit check: does the flip survive saving as a PNG?**")
+    p8 = int(e8.pred_8bit[0])
+    if not success:
+        verdict8 = "there is no flip to keep at this ε."
+    elif bool(e8.survives[0]):
+        verdict8 = ":green[**the flip survives saving.**]"
+    else:
+        verdict8 = ":orange[**the flip does not survive saving**]: rounding to 8 bits undid it."
+    st.markdown(f"Rounded to whole 1/255 steps (each pixel moves by at most {float(e8.max_change[0]):.4f}), the "
+                f"adversarial is classified “**{short_name(names[p8])}**” ({e8.probs_8bit[0][p8] * 100:.1f}%): "
+                f"{verdict8}")
+    st.caption("An attack works in 32-bit floats; an image file stores 8 bits per channel. Perturbations that sit "
+               "just past the decision boundary (DeepFool, Carlini-Wagner, ε right at the flip) can be undone "
+               "by that rounding.")
+
+# ---- per-step trace -----------------------------------------------------------------------------------
+if attack != "fgsm":
+    st.subheader("Step by step")
+    try:
+        run = result if minimal else attack_cache.attack(sel.model_id, sel.digest, y, point, sel.device, sel.x)
+    except (ValueError, RuntimeError) as exc:
+        run = None
+        st.warning(f"The per-step trace could not be computed: {one_line(exc)}")
+    if run is not None and run.trace is not None and run.trace.steps:
+        loss_title = "CW objective ‖δ‖² + c·margin" if attack == "cw" else (
+            "cross-entropy to the target" if target is not None else "cross-entropy of the true class")
+        st.plotly_chart(trace_figure(run.trace.loss[:, 0], run.trace.margin[:, 0], loss_title), width="stretch",
+                        config=PLOT_CONFIG, key="as_trace")
+        where_run = "this run" if minimal else f"one run of {ATTACK_NAMES[attack]} at ε = {fmt(eps)}"
+        extra = (" Carlini-Wagner restarts its optimisation for each value of c in its binary search, so the curve "
+                 "has one segment per round." if attack == "cw" else "")
+        st.caption(f"Each step of {where_run}: the loss the attack "
+                   + ("descends" if target is not None else "climbs")
+                   + " (left axis) and the logit margin (right axis, red), which crosses zero when the attack "
+                   f"succeeds.{extra}")
+
+# ---- downloads ----------------------------------------------------------------------------------------
+st.subheader("Keep this result")
+inputs = rules.RunInputs(model_id=sel.model_id, image_name=sel.image.name, image_id=sel.image.sample_id,
+                         digest=sel.digest, label=y, label_source=y_source)
+record = rules.run_record(inputs, point, names, clean_probs, adv_probs, m, e8, nb,
+                          flip_eps=None if sw is None else sw.flip_eps, success=success)
+stem = f"{sel.model_id}-{(sel.image.sample_id or 'upload').replace(':', '')}-{attack}" + \
+    ("" if minimal else f"-eps{eps:.4g}")
+d1, d2, d3 = st.columns([1, 1, 3])
+d1.download_button("Adversarial PNG", to_png_bytes(adv), file_name=f"{stem}.png", mime="image/png",
+                   key="as_png", icon=":material/download:")
+d2.download_button("Run record (JSON)", json.dumps(record, indent=2), file_name=f"{stem}.json",
+                   mime="application/json", key="as_json", icon=":material/data_object:")
+d3.caption("The PNG is the 8-bit image of the check above. The JSON record holds the model, the image's "
+           "sha256 digest, the attack and its parameters, the seed, the labels and the probabilities; the "
+           "command below reproduces this result from the command line"
+           + ("." if sel.image.sample_id else " (with your image file in place of IMAGE.png)."))
+st.code(record["command"], language="bash", wrap_lines=True)
+paper, url = PAPERS[attack]
+st.caption(f"{ATTACK_NAMES[attack]}: [{paper}]({url}). Sweeps and attacks are cached per model, image digest and "
+           "settings: moving the ε slider never recomputes them.")

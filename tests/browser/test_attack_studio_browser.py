@@ -1,0 +1,117 @@
+"""Attack Studio in a real browser: a deep link as a fresh server's first request, pick a sample, move the ε slider
+past the flip with the keyboard, and see the adversarial label change (headless Chromium, live server)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+SAMPLE = "digits:5"
+
+
+def harness(config):
+    """The browser harness (tests/browser/conftest.py) as pytest loaded it."""
+    path = Path(__file__).with_name("conftest.py").resolve()
+    for plugin in config.pluginmanager.get_plugins():
+        if getattr(plugin, "__file__", None) and Path(plugin.__file__).resolve() == path:
+            return plugin
+    raise RuntimeError("tests/browser/conftest.py is not loaded")
+
+
+@pytest.fixture(scope="module")
+def fresh_server(request):
+    """A server of this module's own, so that its very first request is the deep link below."""
+    h = harness(request.config)
+    if h.missing_prerequisite():
+        pytest.skip(h.missing_prerequisite())
+    log_path = h.artifacts_dir() / "streamlit-server-attack-studio.log"
+    proc, base_url = h.start_server(log_path=log_path)
+    try:
+        try:
+            h.wait_for_health(base_url, proc)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+            pytest.fail(f"{exc}\n--- server log tail ---\n{tail}", pytrace=False)
+        yield base_url
+    finally:
+        h.stop_server(proc)
+
+
+def expected_flip(model_id: str, sample_id: str) -> tuple[str, str, str]:
+    """(sample name, true class name, class at the grid's largest ε) through the library, as the page computes them."""
+    from explorer.attacks import sweep
+    from explorer.attacks import cli as rules
+    from explorer.images import load_sample, to_model_input
+    from explorer.models import get_spec, load_model
+
+    spec = get_spec(model_id)
+    image = load_sample(sample_id)
+    x = to_model_input(image, spec.input_shape, resize=spec.resize)
+    grid = rules.eps_grid("fgsm", False, spec.input_shape)
+    sw = sweep(load_model(model_id), x[None], image.label, rules.sweep_config("fgsm", grid[-1]), list(grid))
+    assert sw.flip_eps is not None, "the sample must flip within the default range"
+    return image.name, spec.class_names[image.label], spec.class_names[int(sw.pred[-1])]
+
+
+def adversarial_label(page) -> str:
+    card = page.get_by_test_id("stMarkdown").filter(has_text="Adversarial prediction")
+    card.first.wait_for()
+    return card.first.locator("h4").inner_text().strip()
+
+
+def nav_labels(page) -> list[str]:
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.wait_for()
+    # each link's text is "<material icon name>\n\n<title>"
+    return [t.strip().splitlines()[-1].strip() for t in nav.get_by_test_id("stSidebarNavLink").all_inner_texts()]
+
+
+def query_of(page) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def test_deep_link_pick_a_sample_and_slide_past_the_flip(fresh_server, page, wait_for_app, screenshot):
+    # the very first request of this server: a deep link straight to the page
+    page.goto(f"{fresh_server}/attack_studio")
+    wait_for_app(page)
+    assert page.get_by_role("heading", name="Attack Studio").first.is_visible()
+    labels = nav_labels(page)
+    assert "Home" in labels and "Attack Studio" in labels, labels  # our st.navigation, not the pages/ folder
+    assert urlparse(page.url).path.rstrip("/").endswith("attack_studio")
+    screenshot(page, "attack-studio-deep-link")
+
+    # pick a sample in the sidebar
+    name, true_name, far_name = expected_flip("digits-cnn", SAMPLE)
+    page.get_by_test_id("stSidebar").get_by_role("combobox", name="Image", exact=True).click()
+    page.get_by_role("option", name=name, exact=True).click()
+    wait_for_app(page)
+    assert query_of(page).get("image") == SAMPLE
+
+    thumb = page.get_by_test_id("stMain").get_by_role("slider").first
+    thumb.focus()
+    page.keyboard.press("Home")  # ε = 0: the adversarial is the image itself
+    wait_for_app(page)
+    assert adversarial_label(page) == true_name
+    assert float(query_of(page)["eps"]) == 0.0
+    screenshot(page, "attack-studio-eps-zero")
+
+    thumb = page.get_by_test_id("stMain").get_by_role("slider").first
+    thumb.focus()
+    page.keyboard.press("End")  # the largest ε of the grid: past the flip
+    wait_for_app(page)
+    assert adversarial_label(page) == far_name != true_name
+    assert float(query_of(page)["eps"]) == pytest.approx(0.5)
+    caption = page.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"Grid ε used")).first
+    assert "0.5" in caption.inner_text()
+    assert not page.js_errors, page.js_errors
+    screenshot(page, "attack-studio-past-the-flip")
+
+    page.get_by_test_id("stMain").get_by_role("slider").first.focus()
+    page.keyboard.press("ArrowLeft")  # one grid step back: still computed, still an answer
+    wait_for_app(page)
+    assert float(query_of(page)["eps"]) == pytest.approx(0.5 - 0.5 / 63, rel=1e-4)

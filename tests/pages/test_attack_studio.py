@@ -1,0 +1,231 @@
+"""AppTest of Attack Studio: the slider flips the default digit without recomputing, every attack renders,
+targeted and minimal attacks, bad links, the shared attack settings, and a torchvision model with fabricated
+weights on the cat photo."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from explorer.attacks import ATTACKS, GRADIENT_ATTACKS, MINIMAL_ATTACKS
+from explorer.attacks import cli as rules
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+PAGE = "pages/attack_studio.py"
+
+
+def run_page(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def card(at: AppTest, label: str) -> tuple[str, str]:
+    """(value, note) of a summary card (``:gray[label]`` / ``#### value`` / note)."""
+    for m in at.markdown:
+        if m.value.startswith(f":gray[{label}]"):
+            _, rest = m.value.split("#### ", 1)
+            value, _, note = rest.partition("\n")
+            return value, note
+    raise AssertionError(f"no card {label!r}")
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    return {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def qp(at: AppTest, key: str):
+    value = at.query_params.get(key)
+    return value[0] if isinstance(value, list) else value
+
+
+def move(at: AppTest, eps: float) -> AppTest:
+    at.select_slider[0].set_value(eps)
+    return at.run()
+
+
+def fabricate_checkpoint(model_id: str) -> None:
+    """A randomly initialised state_dict saved where torchvision's download would put it."""
+    import torchvision
+
+    from explorer.models import imagenet
+    from explorer.models.registry import _entry
+
+    entry = _entry(model_id)
+    path = imagenet.checkpoint_path(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = torchvision.models.get_model(entry.arch, weights=None)
+    torch.save(net.state_dict(), path)
+
+
+def test_default_digit_flips_when_the_slider_passes_the_flip_eps():
+    at = run_page()
+    assert not at.exception and not at.error and not at.warning
+    assert at.title[0].value == "Attack Studio"
+    assert card(at, "True class")[0] == "7"
+    flip = float(card(at, "Flip ε")[0])
+    grid = rules.eps_grid("fgsm", False, (1, 8, 8))
+    assert at.select_slider[0].options[:2] == ["0", "0.007937"]  # pixel units for digits
+    below = max(e for e in grid if e < flip)
+    above = min(e for e in grid if e > flip)
+    move(at, below)
+    assert not at.exception and card(at, "Adversarial prediction")[0] == "7"
+    assert f"{below:.4g}" in at.caption[0].value  # the exact grid ε is shown
+    move(at, above)
+    assert not at.exception and card(at, "Adversarial prediction")[0] != "7"
+    assert "label flipped" in card(at, "Adversarial prediction")[1]
+    assert float(qp(at, "eps")) == pytest.approx(above, rel=1e-5)
+    assert len(at.get("image")) >= 3  # original | perturbation | adversarial (+ the noise baseline)
+    fig = charts(at)["as_confidence"]
+    names = [d["name"] for d in fig["data"]]
+    assert names == ["p(true) · FGSM", "p(flip) · FGSM", "p(true) · PGD (L∞)", "margin · FGSM"]
+    notes = [a["text"] for a in fig["layout"]["annotations"]]
+    assert any(n.startswith("current ε") for n in notes) and any("FGSM flips at" in n for n in notes)
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_each_attack_renders(attack):
+    at = run_page(attack=attack, steps="5")
+    assert not at.exception and not at.error and not at.warning
+    assert at.selectbox(key="as_attack").value == attack and qp(at, "attack") == attack
+    assert card(at, "Adversarial prediction")[0]
+    specs = charts(at)
+    assert {"as_top_clean", "as_top_adv"} <= set(specs)
+    if attack in GRADIENT_ATTACKS:
+        assert len(at.select_slider) == 1 and "as_confidence" in specs
+    else:
+        assert len(at.select_slider) == 0 and "as_confidence" not in specs
+        assert card(at, "Smallest perturbation found")[0].startswith("L2 ")
+    assert ("as_trace" in specs) == (attack != "fgsm")  # per-step loss and margin of iterative attacks
+    assert {m.label.split(" (")[0] for m in at.metric} == {"L∞", "L2", "PSNR", "SSIM"}
+    command = f"python -m explorer attack --model digits-cnn --image digits:0 --attack {attack}"
+    assert at.code[0].value.startswith(command)
+
+
+def test_targeted_attack_reaches_the_target_at_a_large_eps():
+    at = run_page(attack="pgd", target="3")
+    assert not at.exception and not at.warning
+    assert at.toggle(key="as_targeted").value is True
+    assert at.selectbox(key="as_target_small").value == 3
+    move(at, rules.eps_grid("pgd", False, (1, 8, 8))[-1])
+    value, note = card(at, "Adversarial prediction")
+    assert value == "3" and "reached the target" in note
+    assert qp(at, "target") == "3" and "--target 3" in at.code[0].value
+    at.toggle(key="as_targeted").set_value(False).run()
+    assert not at.exception and qp(at, "target") is None
+
+
+def test_minimal_attacks_report_the_smallest_perturbation():
+    at = run_page(attack="deepfool")
+    assert not at.exception
+    l2 = card(at, "Smallest perturbation found")[0]
+    assert 0 < float(l2.split()[1]) < 2
+    at.selectbox(key="as_attack").set_value("cw").run()
+    assert not at.exception and card(at, "Smallest perturbation found")[0].startswith("L2 ")
+    assert "as_trace" in charts(at)
+
+
+@pytest.mark.parametrize("params, text", [
+    ({"eps": "2"}, "outside [0, 1]"), ({"eps": "nope"}, "not a number"), ({"attack": "laser"}, "Unknown attack"),
+    ({"steps": "5000"}, "cap of"), ({"steps": "x"}, "not a whole number"), ({"target": "42"}, "target"),
+    ({"target": "7"}, "is the true class"),
+])
+def test_bad_url_values_warn_and_the_page_keeps_running(params, text):
+    at = run_page(**params)
+    assert not at.exception and not at.error
+    assert any(text in w.value for w in at.warning), [w.value for w in at.warning]
+    assert card(at, "Adversarial prediction")[0]
+    if "eps" in params:
+        assert float(qp(at, "eps")) == pytest.approx(0.15, abs=0.005)  # the default, on the grid
+
+
+def test_steps_cap_comes_from_the_server_setting(monkeypatch):
+    monkeypatch.setenv("EXPLORER_MAX_STEPS", "20")
+    at = run_page(attack="bim", steps="50")
+    assert any("cap of 20" in w.value for w in at.warning)
+    assert at.number_input(key="as_steps").value == 10
+
+
+def test_unavailable_model_is_one_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    at = run_page(model="resnet18")
+    assert not at.exception
+    assert any("prefetch resnet18" in e.value for e in at.error)
+
+
+def test_moving_the_slider_never_recomputes_the_sweep(monkeypatch):
+    from explorer.caching import attacks as attack_cache
+
+    calls = []
+    real = attack_cache.sweep
+
+    def counting(*args, **kwargs):
+        calls.append(args[3].attack)
+        return real(*args, **kwargs)
+
+    attack_cache.eps_sweep.clear()
+    monkeypatch.setattr(attack_cache, "sweep", counting)
+    at = run_page(attack="pgd")
+    assert not at.exception and sorted(calls) == ["fgsm", "pgd"]  # the attack and its comparison
+    grid = rules.eps_grid("pgd", False, (1, 8, 8))
+    for e in (grid[3], grid[40], grid[-1], grid[3]):
+        move(at, e)
+        assert not at.exception
+    assert sorted(calls) == ["fgsm", "pgd"]
+
+
+def test_shared_settings_reach_gradient_maps():
+    at = run_page(attack="bim", steps="7")
+    grid = rules.eps_grid("bim", False, (1, 8, 8))
+    move(at, grid[25])
+    shared = at.session_state["shared_attack"]
+    assert shared == {"attack": "bim", "eps": f"{grid[25]:.6g}", "steps": "7", "target": None}
+    at.switch_page("pages/gradient_maps.py").run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="gm_attack").value == "bim"
+    assert at.slider(key="gm_eps_small").value == pytest.approx(grid[25], abs=1e-4)
+    assert at.number_input(key="gm_steps").value == 7
+
+
+def test_the_page_command_reproduces_the_adversarial(tmp_path):
+    """The record's command run through the CLI gives the adversarial the page shows (PGD at a grid ε)."""
+    import subprocess
+    import sys
+
+    at = run_page(attack="pgd")
+    move(at, rules.eps_grid("pgd", False, (1, 8, 8))[12])
+    command = at.code[0].value.split()
+    assert command[:4] == ["python", "-m", "explorer", "attack"]
+    out = subprocess.run([sys.executable, "-m", "explorer", *command[3:], "--json"], cwd=Path(APP).parent,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rec = json.loads(out.stdout)
+    assert rec["labels"]["adversarial_prediction"]["name"] == card(at, "Adversarial prediction")[0]
+    l2 = {m.label: m.value for m in at.metric}["L2 (length of δ)"]
+    assert f"{rec['perturbation']['l2']:.4f}" == l2
+
+
+def test_torchvision_model_with_fabricated_weights_makes_the_cat_a_vulture(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    fabricate_checkpoint("resnet18")
+    from explorer.models import get_spec
+
+    vulture = get_spec("resnet18").class_names.index("vulture")
+    at = run_page(model="resnet18", image="photo:chelsea", target=str(vulture))
+    assert not at.exception and not at.error and not at.warning
+    assert at.sidebar.selectbox(key="model_pick").value == "resnet18"
+    assert at.toggle(key="as_targeted").value is True
+    assert at.selectbox(key="as_target_photo").value == vulture
+    assert at.select_slider[0].value == pytest.approx(rules.eps_grid("fgsm", True, (3, 224, 224))[31])
+    assert at.select_slider[0].options[-1] == "16/255"  # ε in k/255 for photos
+    assert at.toggle(key="as_overlay").value is False  # PGD overlay: opt-in for photo models on a CPU
+    assert "vulture" in at.code[0].value or f"--target {vulture}" in at.code[0].value
+    move(at, rules.eps_grid("fgsm", True, (3, 224, 224))[-1])
+    assert not at.exception and qp(at, "target") == str(vulture)
+    assert card(at, "Adversarial prediction")[0]

@@ -18,6 +18,7 @@ import streamlit as st
 import torch
 
 from explorer.attacks import (
+    ATTACK_NAMES,
     AttackConfig,
     AttackResult,
     EightBitCheck,
@@ -110,7 +111,7 @@ def eps_sweep(model_id: str, image_digest: str, label: int, config: AttackConfig
     ``keep_images``: keep every grid adversarial (iterative attacks; FGSM's are rebuilt from ``direction``).
     """
     model = model_cache().get(model_id, device)
-    text = f"{config.attack.upper()} over {len(eps_grid)} values of ε"
+    text = f"Running {ATTACK_NAMES[config.attack]} at {len(eps_grid)} values of ε (once: cached afterwards)"
     progress = _Progress(text, sweep_work(config, len(eps_grid)))
     try:
         return sweep(_Counting(model, progress), _x[None], label, config, list(eps_grid),
@@ -124,7 +125,7 @@ def attack(model_id: str, image_digest: str, label: int, config: AttackConfig, d
            _x: np.ndarray) -> AttackResult:
     """One attack call on one C x H x W image."""
     model = model_cache().get(model_id, device)
-    progress = _Progress(f"Running {config.attack.upper()}", attack_work(config))
+    progress = _Progress(f"Running {ATTACK_NAMES[config.attack]} (once: cached afterwards)", attack_work(config))
     try:
         return run_attack(_Counting(model, progress), _x[None], label, config)
     finally:

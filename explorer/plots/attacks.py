@@ -49,7 +49,7 @@ def _vline(x: float, colour: str, dash: str, text: str, row: int) -> tuple[dict,
     """A vertical marker and its label, the label on its own row from the top of the plot (no overlaps)."""
     shape = dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", line=dict(color=colour, width=2, dash=dash))
     note = dict(x=x, y=1 - 0.085 * row, yref="paper", text=text, showarrow=False, xanchor="left", yanchor="top",
-                font=dict(color=colour, size=12), xshift=4, bgcolor="rgba(255,255,255,0.85)")
+                font=dict(color=colour, size=12), xshift=4, bgcolor="rgba(255,255,255,0.55)")
     return shape, note
 
 

@@ -157,3 +157,24 @@ def test_errors_are_one_line_without_traceback(args, message, tmp_path):
     assert r.returncode != 0
     assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("attack", ["bim", "pgd", "mifgsm"])
+@pytest.mark.parametrize("alpha_frac", [None, 0.3])
+def test_point_config_reproduces_the_sweep_row(attack, alpha_frac):
+    """The page shows a sweep row and the per-step trace of ``point_config`` at that ε: the same adversarial."""
+    from explorer.attacks import run_attack, sweep
+    from explorer.images import load_sample, to_model_input
+    from explorer.models import get_spec, load_model
+
+    spec = get_spec("digits-cnn")
+    image = load_sample("digits:0")
+    x = to_model_input(image, spec.input_shape)
+    model = load_model("digits-cnn")
+    grid = rules.eps_grid(attack, False, spec.input_shape)
+    config = rules.sweep_config(attack, grid[-1], steps=5, alpha_frac=alpha_frac)
+    sw = sweep(model, x[None], image.label, config, list(grid), images_at="grid")
+    for i in (3, 17, 63):
+        res = run_attack(model, x[None], image.label, rules.point_config(config, grid[i]))
+        np.testing.assert_array_equal(res.adversarial[0].numpy(), sw.images[i])
+        assert res.trace.steps == 5

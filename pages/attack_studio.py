@@ -7,13 +7,11 @@ import math
 
 import numpy as np
 import streamlit as st
-import torch
 
 from explorer import caching, state
 from explorer.attacks import ATTACK_NAMES, ATTACKS, GRADIENT_ATTACKS, MINIMAL_ATTACKS, alpha_fraction, check_config
 from explorer.attacks import cli as rules
 from explorer.attacks.config import check_steps, eps_upper, max_steps_allowed
-from explorer.attacks.fgsm import fgsm_step
 from explorer.attacks.quantize import to_png_bytes
 from explorer.caching import attacks as attack_cache
 from explorer.digest import array_digest
@@ -270,12 +268,8 @@ st.session_state["as_last"] = (shared["eps"], scale)
 if minimal:
     adv = result.adversarial[0].detach().cpu().numpy().astype(np.float32)
     adv_probs = result.probs[0]
-elif attack == "fgsm":
-    with torch.no_grad():
-        adv = fgsm_step(torch.from_numpy(sel.x[None]), torch.from_numpy(sw.direction[None]), eps)[0].numpy()
-    adv_probs = sw.probs[i]
 else:
-    adv = sw.images[i]
+    adv = sw.image_at(sel.x, eps)
     adv_probs = sw.probs[i]
 adv_pred = int(np.argmax(adv_probs))
 success = adv_pred == target if target is not None else adv_pred != y

@@ -38,7 +38,7 @@ if sw.flip_eps is not None and sw.direction is not None:
     # the model is confidently wrong (or the largest ε), so the picture teaches the point.
     wrong = np.flatnonzero(sw.flipped & (sw.probs.max(1) >= 0.9) & (sw.eps >= flip))
     eps = float(sw.eps[wrong[0]]) if len(wrong) else float(sw.eps[-1])
-    adv = np.clip(sel.x + eps * sw.direction, 0.0, 1.0)
+    adv = sw.image_at(sel.x, eps)
     adv_probs = caching.probabilities(sel.model_id, array_digest(adv), sel.device, adv[None])[0]
     adv_pred = int(adv_probs.argmax())
     delta = adv - sel.x

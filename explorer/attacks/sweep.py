@@ -94,6 +94,22 @@ class SweepResult:
         """Index of the grid ε closest to ``eps``."""
         return int(np.abs(self.eps - float(eps)).argmin())
 
+    def image_at(self, x: np.ndarray, eps: float) -> np.ndarray:
+        """The adversarial of ``x`` (C x H x W) at ``eps``: rebuilt from FGSM's direction for any ε (bit-identical
+        to an ``fgsm`` call), else the kept image at that ε (``images_at``)."""
+        if self.direction is not None:
+            from explorer.attacks.fgsm import fgsm_step
+
+            x1 = torch.as_tensor(np.asarray(x, np.float32))
+            with torch.no_grad():
+                return fgsm_step(x1, torch.as_tensor(self.direction), float(eps)).numpy()
+        if self.images is None or self.images_eps is None:
+            raise ValueError("this sweep kept no images: run it with images_at='grid' (or the ε you need)")
+        hits = np.flatnonzero(self.images_eps == eps)
+        if not len(hits):
+            raise ValueError(f"this sweep kept no image at ε = {eps:g}")
+        return self.images[hits[0]]
+
 
 def _grad_batch(x: torch.Tensor, max_batch: int) -> int:
     """Rows per gradient batch: bounded by the server cap and by ~4M input values (activation memory)."""

@@ -138,3 +138,22 @@ def test_default_grid_follows_the_model(digits_model, digits):
     sw = sweep(digits_model, x[:1], int(y[0]), AttackConfig(attack="fgsm"))
     assert len(sw.eps) == 64 and sw.eps[-1] == pytest.approx(0.5)
     assert sw.nearest(0.26) == int(np.abs(sw.eps - 0.26).argmin())
+
+
+def test_image_at_rebuilds_fgsm_and_returns_kept_iterative_images():
+    import torch
+
+    from explorer.attacks import AttackConfig, fgsm, sweep
+    from explorer.models import load_model
+    from explorer.models.data import load_digits_split
+
+    model = load_model("digits-cnn")
+    split = load_digits_split()
+    x, y = split.x_test[0], int(split.y_test[0])
+    sw = sweep(model, x[None], y, AttackConfig("fgsm"), [0.0, 0.05, 0.1], refine=False)
+    direct = fgsm(model, torch.from_numpy(x[None]), y, 0.1).adversarial[0].numpy()
+    assert np.array_equal(sw.image_at(x, 0.1), direct)
+    pgd_sw = sweep(model, x[None], y, AttackConfig("pgd", eps=0.1, steps=3), [0.05, 0.1], refine=False, images_at="grid")
+    assert np.array_equal(pgd_sw.image_at(x, 0.1), pgd_sw.images[1])
+    with pytest.raises(ValueError, match="no image at"):
+        pgd_sw.image_at(x, 0.07)

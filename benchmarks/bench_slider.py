@@ -91,7 +91,7 @@ def bench_case(name: str, params: dict[str, str], grid: tuple[float, ...], moves
     finally:
         attack_cache.sweep = real
     med_new, med_again = statistics.median(fresh) * 1e3, statistics.median(again) * 1e3
-    ok = "yes" if med_again < TARGET_MS and med_new < TARGET_MS else "NO"
+    ok = " / ".join("yes" if t < TARGET_MS else "no" for t in (med_again, med_new))
     return [name, f"{first:.2f} s", f"{rerun * 1e3:.0f} ms", f"{med_new:.0f} ms", f"{med_again:.0f} ms",
             f"{len(picks)}", str(during), ok]
 
@@ -125,9 +125,10 @@ def main() -> None:
     print(f"Attack Studio slider response (AppTest at.run(), medians; {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__})")
     print(format_table(["case", "first run", "rerun", "move: new ε", "move: seen ε", "moves", "sweeps in moves",
-                        f"< {TARGET_MS:.0f} ms"], rows))
-    print("first run: cold, computes the sweeps; new ε: that ε's checks (8-bit, noise, metrics) and, for iterative "
-          "attacks, one traced attack; seen ε: all cached.")
+                        f"< {TARGET_MS:.0f} ms (seen / new)"], rows))
+    print("first run: cold, computes the sweeps; new ε: that ε's checks (8-bit check and noise baseline: 10 forward "
+          "passes, metrics) and, for iterative attacks, one traced attack; seen ε: all cached. The target is for the "
+          "default model.")
     if tmp is not None:
         tmp.cleanup()
 

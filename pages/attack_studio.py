@@ -59,6 +59,11 @@ def seed(key: str, value) -> None:
         st.session_state[key] = value
 
 
+def shown(image: np.ndarray, side: int) -> np.ndarray:
+    """Crisp nearest-neighbour pixels for small images (8x8, 28x28); photos as they are (the browser scales)."""
+    return upscale(image, side if min(image.shape[-2:]) * 2 <= side else 1)
+
+
 def one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
@@ -309,11 +314,11 @@ else:
 # ---- images -------------------------------------------------------------------------------------------
 pert, amp = perturbation_image(delta)
 i1, i2, i3 = st.columns(3, gap="medium")
-i1.image(upscale(sel.x, IMG_SIDE), width=IMG_SIDE,
+i1.image(shown(sel.x, IMG_SIDE), width=IMG_SIDE,
          caption=f"original: “{short_name(names[clean_pred])}” ({clean_probs[clean_pred] * 100:.1f}%)")
-i2.image(upscale(pert, IMG_SIDE), width=IMG_SIDE,
+i2.image(shown(pert, IMG_SIDE), width=IMG_SIDE,
          caption=f"perturbation δ, amplified ×{amp:.1f} (grey = unchanged, max |δ| = {m.linf:.4f})")
-i3.image(upscale(adv, IMG_SIDE), width=IMG_SIDE,
+i3.image(shown(adv, IMG_SIDE), width=IMG_SIDE,
          caption=f"adversarial: “{short_name(names[adv_pred])}” ({adv_probs[adv_pred] * 100:.1f}%)")
 crisp = "" if photo else ", shown with crisp nearest-neighbour pixels"
 st.caption(f"Left: the image the model sees (its own input, {sel.x.shape[1]}×{sel.x.shape[2]} pixels{crisp}). "
@@ -399,7 +404,7 @@ with n1:
     st.markdown("**Random noise of the same size**")
     ni, nt = st.columns([1, 2.2])
     noisy = nb.images[0]
-    ni.image(upscale(noisy, 140), width=140,
+    ni.image(shown(noisy, 140), width=140,
              caption=f"noise: “{short_name(names[int(nb.pred[0])])}” ({nb.probs[0][int(nb.pred[0])] * 100:.1f}%)")
     moved = int(round(nb.flip_rate * len(nb.pred)))
     nt.markdown(f"Each pixel moved by ±{nb.eps:.4g} at random (the attack's L∞ size), {len(nb.pred)} draws: "
@@ -454,10 +459,11 @@ record = rules.run_record(inputs, point, names, clean_probs, adv_probs, m, e8, n
 stem = f"{sel.model_id}-{(sel.image.sample_id or 'upload').replace(':', '')}-{attack}" + \
     ("" if minimal else f"-eps{eps:.4g}")
 d1, d2, d3 = st.columns([1, 1, 3])
-d1.download_button("Adversarial PNG", to_png_bytes(adv), file_name=f"{stem}.png", mime="image/png",
-                   key="as_png", icon=":material/download:")
-d2.download_button("Run record (JSON)", json.dumps(record, indent=2), file_name=f"{stem}.json",
-                   mime="application/json", key="as_json", icon=":material/data_object:")
+# the files are made when a button is clicked (deferred: a slider move encodes nothing)
+d1.download_button("Adversarial PNG", lambda a=adv: to_png_bytes(a), file_name=f"{stem}.png", mime="image/png",
+                   key="as_png", icon=":material/download:", on_click="ignore")
+d2.download_button("Run record (JSON)", lambda r=record: json.dumps(r, indent=2), file_name=f"{stem}.json",
+                   mime="application/json", key="as_json", icon=":material/data_object:", on_click="ignore")
 d3.caption("The PNG is the 8-bit image of the check above. The JSON record holds the model, the image's "
            "sha256 digest, the attack and its parameters, the seed, the labels and the probabilities; the "
            "command below reproduces this result from the command line"

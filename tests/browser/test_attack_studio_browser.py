@@ -3,6 +3,7 @@ past the flip with the keyboard, and see the adversarial label change (headless 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -110,6 +111,20 @@ def test_deep_link_pick_a_sample_and_slide_past_the_flip(fresh_server, page, wai
     assert "0.5" in caption.inner_text()
     assert not page.js_errors, page.js_errors
     screenshot(page, "attack-studio-past-the-flip")
+
+    # the downloads are made on click: the PNG is the 8-bit adversarial, the JSON record names the same label
+    with page.expect_download() as png_download:
+        page.get_by_role("button", name="Adversarial PNG").click()
+    png = Path(png_download.value.path()).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    from explorer.attacks.quantize import from_png_bytes
+
+    assert from_png_bytes(png).shape == (1, 8, 8)
+    with page.expect_download() as json_download:
+        page.get_by_role("button", name="Run record (JSON)").click()
+    record = json.loads(Path(json_download.value.path()).read_text())
+    assert record["labels"]["adversarial_prediction"]["name"] == far_name
+    assert record["image"]["id"] == SAMPLE and record["parameters"]["eps"] == pytest.approx(0.5)
 
     page.get_by_test_id("stMain").get_by_role("slider").first.focus()
     page.keyboard.press("ArrowLeft")  # one grid step back: still computed, still an answer

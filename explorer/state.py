@@ -3,15 +3,23 @@
 The model and a sample image live in the URL (``?model=digits-cnn&image=digits:17``) so a view can be shared;
 uploads stay in the session only. Bad input (a broken upload, an unknown id in a URL, an unavailable model)
 gets one clear message and never loses the current selection.
+
+The attack settings are shared by Attack Studio, Gradient maps and Projections through the URL keys
+``attack``, ``eps``, ``steps`` and ``target``, with a session copy (``st.session_state["shared_attack"]``)
+for page switches that drop the query: ``read_shared_attack`` (or its parts) reads and validates them,
+``write_shared_attack`` writes them back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
+from explorer.attacks.cli import eps_text, norm_name, parse_eps
+from explorer.attacks.config import ATTACKS, check_steps, eps_upper
 from explorer.device import available_devices
 from explorer.digest import array_digest
 from explorer.images import ImageError, LoadedImage, decode_image, list_samples, load_sample, to_model_input
@@ -47,6 +55,122 @@ def set_query(**values: str | None) -> None:
                 del st.query_params[key]
         elif st.query_params.get(key) != str(value):
             st.query_params[key] = str(value)
+
+
+def seed_widget(key: str, value) -> None:
+    """Give a widget (by its ``key``) its starting value, e.g. from the URL, the first time it is drawn in this
+    session; later runs keep what the user chose."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+# ------------------------------------------------------------------------------ shared attack settings
+
+SHARED_ATTACK = "shared_attack"  # session key: the last attack settings any page used (a dict of URL strings)
+DEFAULT_ATTACK = "fgsm"
+DEFAULT_STEPS = 10
+
+
+@dataclass(frozen=True)
+class SharedAttack:
+    """The shared attack settings, validated: what a page's widgets start from."""
+
+    attack: str
+    eps: float
+    steps: int
+    target: int | None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def shared_value(key: str) -> str | None:
+    """The URL's value of a shared attack key, else the one this session last used on any page."""
+    value = query(key)
+    if value is None:
+        value = st.session_state.get(SHARED_ATTACK, {}).get(key)
+    return value
+
+
+def shared_attack_name() -> str:
+    """The shared ``attack`` (one of ``ATTACKS``); an unknown name warns and gives FGSM."""
+    attack = shared_value("attack") or DEFAULT_ATTACK
+    if attack not in ATTACKS:
+        st.warning(f"Unknown attack {attack!r} in the link; using FGSM (choose from {', '.join(ATTACKS)}).")
+        attack = DEFAULT_ATTACK
+    return attack
+
+
+def shared_eps(raw: str | None, attack: str, input_shape: Sequence[int] | None, fallback: float,
+               photo: bool) -> float:
+    """A shared ``eps`` (``"0.1"``, ``"8/255"``) checked against the attacks library's own bound for ``attack``
+    (``eps_upper``: 1 for L∞, the image's diagonal for an L2 radius); ``fallback`` when absent, and with a
+    one-line warning when it is not a number in that range."""
+    if raw is None:
+        return fallback
+    upper = eps_upper(attack, input_shape)
+    unit = "L2 radius" if norm_name(attack) == "l2" else "pixel units"
+    try:
+        eps = parse_eps(raw)
+        if not 0.0 <= eps <= upper:
+            raise ValueError(f"ε = {raw} is outside [0, {upper:g}] ({unit})")
+    except ValueError as exc:
+        st.warning(f"{_one_line(exc)}; using ε = {eps_text(fallback, photo, attack)}.")
+        return fallback
+    return eps
+
+
+def shared_steps() -> int:
+    """The shared ``steps`` (1 to the server's cap, ``EXPLORER_MAX_STEPS``); else a warning and 10."""
+    raw = shared_value("steps")
+    if raw is None:
+        return DEFAULT_STEPS
+    try:
+        steps = int(raw)
+        check_steps(steps)
+    except ValueError as exc:
+        msg = _one_line(exc) if raw.strip().lstrip("-").isdigit() else f"steps = {raw!r} is not a whole number"
+        st.warning(f"{msg}; using {DEFAULT_STEPS} steps.")
+        return DEFAULT_STEPS
+    return steps
+
+
+def shared_target(num_classes: int) -> int | None:
+    """The shared ``target`` class index (0 to ``num_classes`` - 1); absent or invalid (warned): None."""
+    raw = shared_value("target")
+    if raw is None:
+        return None
+    try:
+        target = int(raw)
+        if not 0 <= target < num_classes:
+            raise ValueError
+    except ValueError:
+        st.warning(f"target = {raw!r} in the link is not a class index from 0 to {num_classes - 1}; "
+                   "running untargeted.")
+        return None
+    return target
+
+
+def read_shared_attack(*, photo: bool, input_shape: Sequence[int] | None, default_eps: float,
+                       num_classes: int | None = None) -> SharedAttack:
+    """Attack, ε, steps and (given ``num_classes``) target from the URL or this session, each validated with a
+    one-line warning and its default on bad input. Without ``num_classes`` the target is not read (None)."""
+    attack = shared_attack_name()
+    eps = shared_eps(shared_value("eps"), attack, input_shape, default_eps, photo)
+    steps = shared_steps()
+    target = None if num_classes is None else shared_target(num_classes)
+    return SharedAttack(attack=attack, eps=eps, steps=steps, target=target)
+
+
+def write_shared_attack(**values: str | None) -> None:
+    """Write shared attack keys (URL strings; None removes one from the URL) to the URL and the session copy.
+    Keys not given keep their session value."""
+    set_query(**values)
+    st.session_state[SHARED_ATTACK] = {**st.session_state.get(SHARED_ATTACK, {}), **values}
+
+
+# ------------------------------------------------------------------------------------------- sidebar
 
 
 def _model_label(spec: ModelSpec) -> str:

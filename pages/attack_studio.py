@@ -11,14 +11,13 @@ import streamlit as st
 from explorer import caching, state
 from explorer.attacks import ATTACK_NAMES, ATTACKS, GRADIENT_ATTACKS, MINIMAL_ATTACKS, alpha_fraction, check_config
 from explorer.attacks import cli as rules
-from explorer.attacks.config import check_steps, eps_upper, max_steps_allowed
+from explorer.attacks.config import max_steps_allowed
 from explorer.attacks.quantize import to_png_bytes
 from explorer.caching import attacks as attack_cache
 from explorer.digest import array_digest
 from explorer.plots.attacks import Curve, confidence_figure, perturbation_image, short_name, trace_figure
 from explorer.plots.images import topk_bars, upscale
 
-SHARED_KEY = "shared_attack"  # the session copy of the URL's attack settings, shared with Gradient maps
 PLOT_CONFIG = {"displayModeBar": False}
 IMG_SIDE = 280
 PAPERS = {
@@ -45,20 +44,6 @@ WHAT = {
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def shared_value(key: str) -> str | None:
-    """The URL's value, else the one this session last used on any page."""
-    value = state.query(key)
-    if value is None:
-        value = st.session_state.get(SHARED_KEY, {}).get(key)
-    return value
-
-
-def seed(key: str, value) -> None:
-    """Give a widget its starting value the first time it is drawn in this session."""
-    if key not in st.session_state:
-        st.session_state[key] = value
-
-
 def shown(image: np.ndarray, side: int) -> np.ndarray:
     """Crisp nearest-neighbour pixels for small images (8x8, 28x28); photos as they are (the browser scales)."""
     return upscale(image, side if min(image.shape[-2:]) * 2 <= side else 1)
@@ -75,38 +60,10 @@ def card(col, label: str, value: str, note: str) -> None:
 
 def default_eps(attack: str, photo: bool) -> float:
     """Where the slider starts: past the flip for the default digit (so a new user sees one), and an L2 radius
-    under 1, which the other pages' shared-ε check (a value in [0, 1]) accepts."""
+    of 0.5."""
     if rules.norm_name(attack) == "l2":
         return 0.5
     return 8 / 255 if photo else 0.15
-
-
-def read_shared(names: tuple[str, ...]) -> tuple[str, str | None, int, int | None]:
-    """Attack, raw ε, steps and target from the URL (or this session), each validated with a one-line warning."""
-    attack = shared_value("attack") or "fgsm"
-    if attack not in ATTACKS:
-        st.warning(f"Unknown attack {attack!r} in the link; using FGSM (choose from {', '.join(ATTACKS)}).")
-        attack = "fgsm"
-    steps, raw = 10, shared_value("steps")
-    if raw is not None:
-        try:
-            steps = int(raw)
-            check_steps(steps)
-        except ValueError as exc:
-            msg = one_line(exc) if raw.strip().lstrip("-").isdigit() else f"steps = {raw!r} is not a whole number"
-            st.warning(f"{msg}; using 10 steps.")
-            steps = 10
-    target, raw = None, shared_value("target")
-    if raw is not None:
-        try:
-            target = int(raw)
-            if not 0 <= target < len(names):
-                raise ValueError
-        except ValueError:
-            st.warning(f"target = {raw!r} in the link is not a class index from 0 to {len(names) - 1}; "
-                       "running untargeted.")
-            target = None
-    return attack, shared_value("eps"), steps, target
 
 
 def starting_eps(raw: str | None, attack: str, photo: bool, scale: str, top_choices: tuple[float, ...],
@@ -117,20 +74,10 @@ def starting_eps(raw: str | None, attack: str, photo: bool, scale: str, top_choi
     L∞ vs L2): the number would mean something else now.
     """
     fallback = default_eps(attack, photo)
-    if raw is None:
-        return fallback
     last = st.session_state.get("as_last")
     if last is not None and last[0] == raw and last[1] != scale:
         return fallback
-    upper = eps_upper(attack, input_shape)
-    unit = "L2 radius" if rules.norm_name(attack) == "l2" else "pixel units"
-    try:
-        eps = rules.parse_eps(raw)
-        if not 0.0 <= eps <= upper:
-            raise ValueError(f"ε = {raw} is outside [0, {upper:g}] ({unit})")
-    except ValueError as exc:
-        st.warning(f"{one_line(exc)}; using ε = {rules.eps_text(fallback, photo, attack)}.")
-        return fallback
+    eps = state.shared_eps(raw, attack, input_shape, fallback, photo)
     if eps > top_choices[-1]:
         st.warning(f"ε = {rules.eps_text(eps, photo, attack)} is beyond this page's largest range "
                    f"({rules.eps_text(top_choices[-1], photo, attack)}); showing the largest ε instead.")
@@ -158,12 +105,15 @@ clean_pred = int(clean_probs.argmax())
 y, y_source = rules.choose_label(sel.label, clean_probs)
 
 # ---- controls ------------------------------------------------------------------------------------------
-url_attack, url_eps, url_steps, url_target = read_shared(names)
-seed("as_attack", url_attack)
-seed("as_steps", url_steps)
-seed("as_targeted", url_target is not None)
+url_attack = state.shared_attack_name()
+url_steps = state.shared_steps()
+url_target = state.shared_target(len(names))
+url_eps = state.shared_value("eps")  # validated below, against the attack and scale the widgets pick
+state.seed_widget("as_attack", url_attack)
+state.seed_widget("as_steps", url_steps)
+state.seed_widget("as_targeted", url_target is not None)
 default_target = names.index("vulture") if "vulture" in names else (y + 1) % len(names)
-seed(f"as_target_{kind}", url_target if url_target is not None else default_target)
+state.seed_widget(f"as_target_{kind}", url_target if url_target is not None else default_target)
 
 with st.container(border=True):
     c1, c2, c3, c4, c5 = st.columns([2.2, 1.1, 1.5, 1.3, 1.1], vertical_alignment="bottom")
@@ -212,8 +162,8 @@ with st.container(border=True):
                               format_func=lambda i: f"{i}: {names[i]}", disabled=not targeted))
     choices = rules.RANGE_CHOICES[(kind, norm)]
     eps0 = starting_eps(url_eps, attack, photo, scale, choices, spec.input_shape)
-    seed(f"as_range_{scale}", next((c for c in choices if c >= max(eps0, rules.default_eps_max(attack, photo))),
-                                   choices[-1]))
+    state.seed_widget(f"as_range_{scale}",
+                      next((c for c in choices if c >= max(eps0, rules.default_eps_max(attack, photo))), choices[-1]))
     eps_max = float(t3.selectbox("ε range (the slider's largest ε)", choices, key=f"as_range_{scale}",
                                  format_func=lambda e: rules.eps_text(e, photo, attack),
                                  disabled=minimal,
@@ -252,7 +202,7 @@ try:
         sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, config, grid, sel.device, sel.x,
                                     keep_images=attack != "fgsm")
         slider_key = f"as_eps_{scale}_{eps_max:.6g}"
-        seed(slider_key, grid[int(np.abs(np.asarray(grid) - eps0).argmin())])
+        state.seed_widget(slider_key, grid[int(np.abs(np.asarray(grid) - eps0).argmin())])
         eps = float(st.select_slider(eps_label, options=grid, key=slider_key, format_func=fmt,
                                      help="64 values of ε, all computed at once; moving the slider only reads "
                                           "them. Keyboard: click the handle, then ← → (Home / End)."))
@@ -264,10 +214,10 @@ except (ValueError, RuntimeError) as exc:
     st.stop()
 
 # ---- shared URL state (read by Gradient maps) ----------------------------------------------------------
-shared = {"attack": attack, "eps": f"{eps:.6g}", "steps": str(steps), "target": None if target is None else str(target)}
-state.set_query(**shared)
-st.session_state[SHARED_KEY] = shared
-st.session_state["as_last"] = (shared["eps"], scale)
+shared_eps = f"{eps:.6g}"
+state.write_shared_attack(attack=attack, eps=shared_eps, steps=str(steps),
+                          target=None if target is None else str(target))
+st.session_state["as_last"] = (shared_eps, scale)
 
 # ---- the adversarial at this ε ------------------------------------------------------------------------
 if minimal:

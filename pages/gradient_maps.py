@@ -29,7 +29,6 @@ from explorer.models import ModelUnavailable, Status, availability, get_spec, li
 from explorer.plots.attributions import channel_figure, grid_figure, perturbation_figure
 
 PLOT_CONFIG = {"displayModeBar": False}
-SHARED_KEY = "shared_attack"  # session fallback of the URL's attack settings (page switches may drop the URL)
 
 # What the numbers on each method's colour bar are.
 UNITS = {
@@ -67,89 +66,32 @@ def short(name: str, n: int = 18) -> str:
     return name if len(name) <= n else name[: n - 1] + "…"
 
 
-def parse_eps(raw: str) -> float:
-    """'0.1', '8/255' -> float (ValueError on anything else)."""
-    if "/" in raw:
-        num, den = raw.split("/", 1)
-        return float(num) / float(den)
-    return float(raw)
-
-
-def shared_value(key: str) -> str | None:
-    """The URL's value, else the one this session last used on any page."""
-    value = state.query(key)
-    if value is None:
-        value = st.session_state.get(SHARED_KEY, {}).get(key)
-    return value
-
-
-def read_attack_params(photo: bool, num_classes: int) -> tuple[str, float, int, int | None, float]:
-    """Attack, ε, steps and target from the URL (shared with Attack Studio), each validated with a one-line
-    warning and its default on bad input. Also returns the default ε."""
-    default_eps = 8 / 255 if photo else 0.15
-    attack = shared_value("attack") or "fgsm"
-    if attack not in ATTACKS:
-        st.warning(f"Unknown attack {attack!r} in the link; using FGSM (choose from {', '.join(ATTACKS)}).")
-        attack = "fgsm"
-    eps, raw = default_eps, shared_value("eps")
-    if raw is not None:
-        try:
-            eps = parse_eps(raw)
-            if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
-                raise ValueError
-        except (ValueError, ZeroDivisionError):
-            st.warning(f"ε = {raw!r} in the link is not a number in [0, 1] (pixel units); using {default_eps:.4g}.")
-            eps = default_eps
-    steps, raw = 10, shared_value("steps")
-    if raw is not None:
-        try:
-            steps = int(raw)
-            if not 1 <= steps <= max_steps_allowed():
-                raise ValueError
-        except ValueError:
-            st.warning(f"steps = {raw!r} in the link is not a whole number from 1 to {max_steps_allowed()}; using 10.")
-            steps = 10
-    target, raw = None, shared_value("target")
-    if raw is not None:
-        try:
-            target = int(raw)
-            if not 0 <= target < num_classes:
-                raise ValueError
-        except ValueError:
-            st.warning(f"target = {raw!r} in the link is not a class index from 0 to {num_classes - 1}; "
-                       "running untargeted.")
-            target = None
-    return attack, eps, steps, target, default_eps
-
-
-def seed(key: str, value) -> None:
-    """Give a widget its starting value (from the URL) the first time it is drawn in this session."""
-    if key not in st.session_state:
-        st.session_state[key] = value
-
-
-def attack_controls(photo: bool, class_names: tuple[str, ...]) -> AttackConfig:
+def attack_controls(photo: bool, class_names: tuple[str, ...], input_shape: tuple[int, ...]) -> AttackConfig:
     """The expander with the shared attack settings; writes them back to the URL and the session."""
     kind = "photo" if photo else "small"
-    attack, eps, steps, target, default_eps = read_attack_params(photo, len(class_names))
+    default_eps = 8 / 255 if photo else 0.15
+    shared = state.read_shared_attack(photo=photo, input_shape=input_shape, default_eps=default_eps,
+                                      num_classes=len(class_names))
+    eps = shared.eps
     if st.session_state.get("gm_kind") not in (None, kind):
         eps = default_eps  # the user switched between digit and photo models here: ε's scale changed
     st.session_state["gm_kind"] = kind
-    seed("gm_attack", attack)
-    seed(f"gm_eps_{kind}", round(eps * 255, 2) if photo else round(eps, 4))
-    seed("gm_steps", steps)
-    seed("gm_target", -1 if target is None else target)
+    state.seed_widget("gm_attack", shared.attack)
+    state.seed_widget(f"gm_eps_{kind}", round(eps * 255, 2) if photo else round(eps, 4))
+    state.seed_widget("gm_steps", shared.steps)
+    state.seed_widget("gm_target", -1 if shared.target is None else shared.target)
     with st.expander(f"Attack (shared with Attack Studio): {ATTACK_NAMES[st.session_state['gm_attack']]}, "
                      f"ε = {_eps_text(st.session_state[f'gm_eps_{kind}'], photo)}", expanded=False):
         c1, c2, c3, c4 = st.columns([2, 3, 1.3, 2])
         attack = c1.selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="gm_attack")
         if photo:
-            top = max(32.0, math.ceil(st.session_state["gm_eps_photo"]))
+            top = float(max(32, math.ceil(st.session_state["gm_eps_photo"])))  # float: the slider wants one type
             k = c2.slider("ε (k / 255, L∞ per pixel)", 0.0, top, step=0.5, key="gm_eps_photo",
                           disabled=attack in MINIMAL_ATTACKS)
             eps = k / 255
         else:
-            eps = c2.slider("ε (pixel units, images in [0, 1])", 0.0, 1.0, step=0.005, key="gm_eps_small",
+            top = float(max(1, math.ceil(st.session_state["gm_eps_small"])))  # an L2 radius may exceed 1
+            eps = c2.slider("ε (pixel units, images in [0, 1])", 0.0, top, step=0.005, key="gm_eps_small",
                             disabled=attack in MINIMAL_ATTACKS)
         steps = c3.number_input("Steps", 1, max_steps_allowed(), key="gm_steps",
                                 disabled=attack == "fgsm", help="iterations of BIM, PGD, MI-FGSM, DeepFool")
@@ -161,10 +103,8 @@ def attack_controls(photo: bool, class_names: tuple[str, ...]) -> AttackConfig:
                  "pgd-l2": "PGD (L2): ε is the L2 radius of the whole perturbation, not a per-pixel bound."}
         st.caption(notes.get(attack, "ε bounds how far each pixel may move (L∞), in the image's [0, 1] units.")
                    + " These settings live in the URL (`attack`, `eps`, `steps`, `target`), shared with Attack Studio.")
-    values = {"attack": attack, "eps": f"{eps:.6g}", "steps": str(int(steps)),
-              "target": None if target is None else str(target)}
-    state.set_query(**values)
-    st.session_state[SHARED_KEY] = values
+    state.write_shared_attack(attack=attack, eps=f"{eps:.6g}", steps=str(int(steps)),
+                              target=None if target is None else str(target))
     return AttackConfig(attack=attack, eps=float(eps), steps=int(steps), target=target)
 
 
@@ -179,7 +119,7 @@ def method_controls(model, side: int) -> tuple[str, AttributionConfig, float]:
     if wanted not in METHODS:
         st.warning(f"Unknown method {wanted!r} in the link; showing saliency.")
         wanted = "saliency"
-    seed("gm_method", wanted)
+    state.seed_widget("gm_method", wanted)
     cols = st.columns([2.2, 1.4, 1.4, 1.6])
     method = cols[0].selectbox("Attribution method", names, format_func=lambda m: METHODS[m].label, key="gm_method")
     state.set_query(map=method)
@@ -295,7 +235,7 @@ if sel.label is not None:
 else:
     y, y_source = clean_pred, "no dataset label for this image, so the model's prediction on the clean image"
 
-config = attack_controls(photo, names)
+config = attack_controls(photo, names, spec.input_shape)
 try:
     check_config(config, len(names), y, input_shape=spec.input_shape)
 except ValueError as exc:
@@ -462,7 +402,7 @@ st.subheader("The same image on several models")
 specs = {s.id: s for s in list_specs()}
 loadable = [m for m in specs if availability(m).status in (Status.AVAILABLE, Status.NEEDS_TRAINING)]
 missing = [s.name for m, s in specs.items() if m not in loadable]
-seed("gm_models", compare_defaults(sel.model_id, loadable))
+state.seed_widget("gm_models", compare_defaults(sel.model_id, loadable))
 chosen = st.multiselect("Models to compare (2 to 4)", loadable, format_func=lambda m: specs[m].name,
                         max_selections=4, key="gm_models",
                         help="Each model gets the image re-preprocessed to its own input (size, channels).")

@@ -28,7 +28,6 @@ from explorer.projections import (
     warm_umap_in_background,
 )
 
-SHARED_KEY = "shared_attack"  # the session's copy of the URL's attack settings (shared with the other pages)
 PLOT_CONFIG = {"displayModeBar": True, "displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 DEFAULT_N = {"digits": 1000, "mnist": 1000, "photos": 64}
 MAX_N = {"digits": 1797, "mnist": 5000, "photos": 200}
@@ -41,28 +40,6 @@ WHY_UNAVAILABLE = {
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def seed(key: str, value) -> None:
-    """Give a widget its starting value (from the URL) the first time it is drawn in this session."""
-    if key not in st.session_state:
-        st.session_state[key] = value
-
-
-def shared_value(key: str) -> str | None:
-    """The URL's value, else the one this session last used on any page."""
-    value = state.query(key)
-    if value is None:
-        value = st.session_state.get(SHARED_KEY, {}).get(key)
-    return value
-
-
-def parse_eps(raw: str) -> float:
-    """'0.1', '8/255' -> float (ValueError on anything else)."""
-    if "/" in raw:
-        num, den = raw.split("/", 1)
-        return float(num) / float(den)
-    return float(raw)
 
 
 def url_int(key: str, default: int, low: int, high: int, what: str) -> int:
@@ -99,7 +76,7 @@ def pick_dataset(model, model_id: str, model_name: str) -> str:
             st.warning(f"{DATASET_LABELS[wanted]} is not available for {model_name}: "
                        f"{WHY_UNAVAILABLE.get(wanted, 'it does not fit this model')}. "
                        f"Showing {DATASET_LABELS[default]}.")
-        seed(key, wanted if wanted in available else default)
+        state.seed_widget(key, wanted if wanted in available else default)
     return st.selectbox("Images", available, format_func=DATASET_LABELS.get, key=key,
                         help="The set of images to project. Uploads: several image files or a zip of a folder.")
 
@@ -109,49 +86,25 @@ def pick_n(dataset: str) -> int | None:
         return None
     top = MAX_N[dataset]
     key = f"pj_n_{dataset}"
-    seed(key, url_int("n", min(DEFAULT_N[dataset], top), 10, top, "a whole number of images"))
+    state.seed_widget(key, url_int("n", min(DEFAULT_N[dataset], top), 10, top, "a whole number of images"))
     return int(st.number_input("N", 10, top, step=50 if top > 500 else 8, key=key,
                                help=f"How many images (at most {top} here). Digits and MNIST: the held-out "
                                     "images first, then training images."))
 
 
-def read_attack_params(photo: bool) -> tuple[str, float, int, float]:
-    default_eps = 8 / 255 if photo else 0.15
-    attack = shared_value("attack") or "fgsm"
-    if attack not in ATTACKS:
-        st.warning(f"Unknown attack {attack!r} in the link; using FGSM (choose from {', '.join(ATTACKS)}).")
-        attack = "fgsm"
-    eps, raw = default_eps, shared_value("eps")
-    if raw is not None:
-        try:
-            eps = parse_eps(raw)
-            if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
-                raise ValueError
-        except (ValueError, ZeroDivisionError):
-            st.warning(f"ε = {raw!r} in the link is not a number in [0, 1] (pixel units); using {default_eps:.4g}.")
-            eps = default_eps
-    steps, raw = 10, shared_value("steps")
-    if raw is not None:
-        try:
-            steps = int(raw)
-            if not 1 <= steps <= max_steps_allowed():
-                raise ValueError
-        except ValueError:
-            st.warning(f"steps = {raw!r} in the link is not a whole number from 1 to {max_steps_allowed()}; using 10.")
-            steps = 10
-    return attack, eps, steps, default_eps
-
-
-def pick_attack(cols, photo: bool) -> AttackConfig:
+def pick_attack(cols, photo: bool, input_shape: tuple[int, ...]) -> AttackConfig:
     kind = "photo" if photo else "small"
-    attack, eps, steps, default_eps = read_attack_params(photo)
+    default_eps = 8 / 255 if photo else 0.15
+    shared = state.read_shared_attack(photo=photo, input_shape=input_shape, default_eps=default_eps)
+    eps = shared.eps
     if st.session_state.get("pj_kind") not in (None, kind):
         eps = default_eps  # switched between digit and photo models: ε's scale changed
         st.session_state.pop(f"pj_eps_{kind}", None)
     st.session_state["pj_kind"] = kind
-    seed("pj_attack", attack)
-    seed(f"pj_eps_{kind}", min(32.0, round(eps * 255 * 2) / 2) if photo else round(min(eps, 1.0) / 0.005) * 0.005)
-    seed("pj_steps", steps)
+    state.seed_widget("pj_attack", shared.attack)
+    state.seed_widget(f"pj_eps_{kind}",
+                      min(32.0, round(eps * 255 * 2) / 2) if photo else round(eps / 0.005) * 0.005)
+    state.seed_widget("pj_steps", shared.steps)
     attack = cols[0].selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="pj_attack",
                                help="Untargeted, on every image. Shared with Attack Studio through the URL.")
     minimal = attack in MINIMAL_ATTACKS
@@ -160,14 +113,13 @@ def pick_attack(cols, photo: bool) -> AttackConfig:
                            help="the largest change of any pixel, in 1/255 steps")
         eps = k / 255
     else:
-        eps = cols[1].slider("ε (L∞, pixels in [0, 1])", 0.0, 1.0, step=0.005, key="pj_eps_small",
+        top = float(max(1, math.ceil(st.session_state["pj_eps_small"])))  # an L2 radius may exceed 1
+        eps = cols[1].slider("ε (L∞, pixels in [0, 1])", 0.0, top, step=0.005, key="pj_eps_small",
                              disabled=minimal, help="the largest change of any pixel" +
                              ("; for PGD (L2) the L2 radius" if attack == "pgd-l2" else ""))
     steps = cols[2].number_input("Steps", 1, max_steps_allowed(), key="pj_steps", disabled=attack == "fgsm",
                                  help="iterations of BIM, PGD, MI-FGSM, DeepFool")
-    values = {"attack": attack, "eps": f"{eps:.6g}", "steps": str(int(steps))}
-    state.set_query(**values)
-    st.session_state[SHARED_KEY] = {**st.session_state.get(SHARED_KEY, {}), **values}
+    state.write_shared_attack(attack=attack, eps=f"{eps:.6g}", steps=str(int(steps)))
     return AttackConfig(attack=attack, eps=float(eps), steps=int(steps))
 
 
@@ -180,7 +132,7 @@ def pick_layer(model, model_id: str) -> str:
         if wanted is not None and wanted not in names:
             st.warning(f"Layer {wanted!r} in the link is not a layer of this model; using the penultimate layer "
                        f"({choices.default}).")
-        seed(key, wanted if wanted in names else choices.default)
+        state.seed_widget(key, wanted if wanted in names else choices.default)
     return st.selectbox("Layer", names, key=key,
                         format_func=lambda n: f"{n} (penultimate)" if n == choices.default else n,
                         help="Whose activations are projected: early layers see pixels, late layers see classes.")
@@ -190,7 +142,7 @@ def pick_method() -> str:
     wanted = state.query("proj", "pca")
     if "pj_method" not in st.session_state and wanted not in METHODS:
         st.warning(f"Unknown projection {wanted!r} in the link; showing PCA (choose from {', '.join(METHODS)}).")
-    seed("pj_method", wanted if wanted in METHODS else "pca")
+    state.seed_widget("pj_method", wanted if wanted in METHODS else "pca")
     return st.radio("Projection", METHODS, format_func=METHOD_LABELS.get, key="pj_method", horizontal=True,
                     help="PCA: linear and instant. UMAP: keeps neighbourhoods, fitted on the clean images. "
                          "t-SNE: keeps neighbourhoods, fitted on clean and adversarial together (slowest).")
@@ -331,7 +283,7 @@ with st.container(border=True):
         dataset = pick_dataset(model, sel.model_id, sel.spec.name)
     with top[1]:
         n = pick_n(dataset)
-    config = pick_attack(top[2:5], photo)
+    config = pick_attack(top[2:5], photo, tuple(model.input_shape))
     with top[5]:
         layer = pick_layer(model, sel.model_id)
     row = st.columns([1.7, 1.3, 3])

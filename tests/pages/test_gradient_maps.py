@@ -132,6 +132,16 @@ def test_bad_url_values_warn_and_fall_back(params, text):
         assert at.slider(key="gm_eps_small").value == pytest.approx(0.15)
 
 
+def test_an_l2_radius_above_one_is_accepted_for_pgd_l2():
+    """ε is checked against the attack's own bound: an L2 radius shared from Attack Studio may exceed 1."""
+    at = run_page(attack="pgd-l2", eps="1.5", steps="5")
+    assert not at.exception and not at.error and not at.warning
+    assert at.slider(key="gm_eps_small").value == pytest.approx(1.5)
+    assert qp(at, "eps") == "1.5"
+    at = run_page(attack="pgd-l2", eps="9")  # beyond the 8x8 image's diagonal (8)
+    assert any("outside [0, 8]" in w.value for w in at.warning)
+
+
 def test_target_equal_to_the_true_label_warns_and_runs_untargeted():
     at = run_page()
     true = int(at.markdown[[m.value.startswith("#### ") for m in at.markdown].index(True)].value.split()[1])

@@ -201,6 +201,13 @@ def test_bad_attack_settings_are_one_line_errors():
     assert not at.exception and any("Unknown attack" in w.value for w in at.warning)
 
 
+def test_an_l2_radius_above_one_from_attack_studio_is_accepted():
+    at = run_page(attack="pgd-l2", eps="1.5")
+    assert not at.exception and not at.warning
+    assert at.slider(key="pj_eps_small").value == pytest.approx(1.5)
+    assert qp(at, "eps") == "1.5"
+
+
 def test_torchvision_model_with_fabricated_weights_projects_augmented_photos(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     fabricate_checkpoint("resnet18")

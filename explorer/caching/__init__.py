@@ -17,6 +17,38 @@ from explorer.models import Classifier, ModelUnavailable, get_spec
 RESULT_ENTRIES = 256
 
 
+class ProgressBar:
+    """A ``progress(frac, text="")`` callback for slow work inside a cached function.
+
+    The bar is drawn lazily, on the first report (work that never reports draws nothing), and redrawn only when
+    the fraction moved by at least 2% (or reached 1). Call ``close()`` in a ``finally`` before the cached function
+    returns: it empties the bar, so Streamlit's replay of a cache hit draws nothing and touches no element created
+    outside the function (which would make the replay fail). The bar reads ``label: text`` (``label`` alone
+    without a text); subclasses may override ``format``.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+        self.last = -1.0
+
+    def format(self, frac: float, text: str) -> str:
+        return f"{self.label}: {text}" if text else self.label
+
+    def __call__(self, frac: float, text: str = "") -> None:
+        frac = float(min(max(frac, 0.0), 1.0))
+        if self.bar is None:
+            self.bar = st.progress(0.0, text=self.label)
+        if frac - self.last >= 0.02 or frac >= 1.0:
+            self.last = frac
+            self.bar.progress(frac, text=self.format(frac, text))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.empty()
+            self.bar = None
+
+
 def get_model(model_id: str, device: str | None = None, allow_download: bool = False) -> Classifier:
     """The shared model, loading it with a progress bar the first time (training or downloading if needed)."""
     spec = get_spec(model_id)

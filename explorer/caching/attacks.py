@@ -31,38 +31,31 @@ from explorer.attacks import (
     run_attack,
     sweep,
 )
+from explorer.caching import ProgressBar
 from explorer.inference import model_cache
 
 PROGRESS_AFTER_S = 0.5
 NOISE_DRAWS = 8
 
 
-class _Progress:
-    """Counts images through the model; draws a bar once the work has taken ``PROGRESS_AFTER_S``."""
+class _Progress(ProgressBar):
+    """Counts images through the model; draws the bar (``label (NN%)``) once the work has taken
+    ``PROGRESS_AFTER_S``, never past 99% (the count is an estimate)."""
 
     def __init__(self, label: str, total: float) -> None:
-        self.label = label
+        super().__init__(label)
         self.total = max(float(total), 1.0)
         self.done = 0.0
         self.start = time.perf_counter()
-        self.bar = None
-        self.last = -1.0
+
+    def format(self, frac: float, text: str) -> str:
+        return f"{self.label} ({frac * 100:.0f}%)"
 
     def add(self, rows: int) -> None:
         self.done += rows
         if self.bar is None and time.perf_counter() - self.start < PROGRESS_AFTER_S:
             return
-        frac = min(self.done / self.total, 0.99)
-        if self.bar is None:
-            self.bar = st.progress(frac, text=self.label)
-        if frac - self.last >= 0.02:
-            self.last = frac
-            self.bar.progress(frac, text=f"{self.label} ({frac * 100:.0f}%)")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.empty()
-            self.bar = None
+        self(min(self.done / self.total, 0.99))
 
 
 class _Counting(torch.nn.Module):

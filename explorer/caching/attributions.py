@@ -15,31 +15,10 @@ import numpy as np
 import streamlit as st
 
 from explorer.attributions import AttributionConfig, attribute
+from explorer.caching import ProgressBar
 from explorer.inference import model_cache
 
 MAP_ENTRIES = 128
-
-
-class _Bar:
-    """A progress callback that draws its bar lazily and only when the fraction moved by at least 2%."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar = None
-        self.last = -1.0
-
-    def __call__(self, frac: float, text: str) -> None:
-        frac = float(min(max(frac, 0.0), 1.0))
-        if self.bar is None:
-            self.bar = st.progress(0.0, text=self.label)
-        if frac - self.last >= 0.02 or frac >= 1.0:
-            self.last = frac
-            self.bar.progress(frac, text=f"{self.label}: {text}" if text else self.label)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.empty()
-            self.bar = None
 
 
 def compute_maps(model_id: str, device: str | None, x: np.ndarray, targets: tuple[int, ...],
@@ -47,7 +26,7 @@ def compute_maps(model_id: str, device: str | None, x: np.ndarray, targets: tupl
     """Uncached: ``len(targets)`` maps of one C x H x W image (T x C' x H x W float32), with a progress bar."""
     model = model_cache().get(model_id, device)
     batch = np.repeat(np.asarray(x, dtype=np.float32)[None], len(targets), axis=0)
-    bar = _Bar(label or f"{config.method} on {model_id}")
+    bar = ProgressBar(label or f"{config.method} on {model_id}")
     try:
         return attribute(model, batch, list(targets), config.method, config, progress=bar)
     finally:

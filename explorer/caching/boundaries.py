@@ -46,6 +46,7 @@ from explorer.boundaries import (
     margins,
     train_mlp,
 )
+from explorer.caching import ProgressBar
 from explorer.caching.attacks import adversarial
 from explorer.inference import model_cache
 
@@ -53,28 +54,6 @@ GRID_RESOLUTION = 150
 PGD_STEPS = 10  # the slice's PGD marker (and the "pgd/random" plane): Attack Studio's default PGD-10
 POINT_PGD_STEPS = 20
 MARGIN_CAP = 2.0
-
-
-class ProgressBar:
-    """A ``progress(frac, text)`` callback that draws its bar lazily, only when the fraction moved by 2%."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar = None
-        self.last = -1.0
-
-    def __call__(self, frac: float, text: str = "") -> None:
-        frac = float(min(max(frac, 0.0), 1.0))
-        if self.bar is None:
-            self.bar = st.progress(0.0, text=self.label)
-        if frac - self.last >= 0.02 or frac >= 1.0:
-            self.last = frac
-            self.bar.progress(frac, text=f"{self.label}: {text}" if text else self.label)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.empty()
-            self.bar = None
 
 
 def pgd_config(eps: float, steps: int = PGD_STEPS) -> AttackConfig:

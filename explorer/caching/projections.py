@@ -31,6 +31,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.attacks import AttackConfig, run_attack
+from explorer.caching import ProgressBar
 from explorer.digest import array_digest
 from explorer.images import ImageError, LoadedImage, decode_image
 from explorer.inference import model_cache, predict_proba
@@ -55,28 +56,6 @@ MAX_MEMBER_BYTES = 40 * 1024 * 1024  # one file inside a zip, uncompressed
 MAX_ZIP_BYTES = 400 * 1024 * 1024  # all the images of one zip, uncompressed
 GROWTH_IMAGES = 256  # layer growth is a mean over images: the first 256 pin it down
 KNN_K = 10
-
-
-class ProgressBar:
-    """A ``progress(frac, text)`` callback that draws its bar lazily, only when the fraction moved by 2%."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar = None
-        self.last = -1.0
-
-    def __call__(self, frac: float, text: str = "") -> None:
-        frac = float(min(max(frac, 0.0), 1.0))
-        if self.bar is None:
-            self.bar = st.progress(0.0, text=self.label)
-        if frac - self.last >= 0.02 or frac >= 1.0:
-            self.last = frac
-            self.bar.progress(frac, text=f"{self.label}: {text}" if text else self.label)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.empty()
-            self.bar = None
 
 
 def _timed_progress(fn: Callable[[], object], label: str, expected_s: float, poll_s: float = 0.25):

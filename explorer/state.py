@@ -178,13 +178,40 @@ def _model_label(spec: ModelSpec) -> str:
     return spec.name if status in (Status.AVAILABLE, Status.NEEDS_TRAINING) else f"{spec.name} ({status.value})"
 
 
+USER_MODELS_KEY = "user_models"  # ids of the models this session uploaded (others' uploads stay private)
+
+
+def _visible_specs(wanted: str | None) -> dict[str, ModelSpec]:
+    """Built-in and torchvision models, this session's uploads, and a user model a shared link names."""
+    mine = set(st.session_state.get(USER_MODELS_KEY, ()))
+    return {s.id: s for s in list_specs() if s.family != "user" or s.id in mine or s.id == wanted}
+
+
+def _download_now(spec: ModelSpec) -> None:
+    """Fetch torchvision weights from this server (progress bar); offline, one line saying what to run."""
+    from explorer.caching import get_model
+    from explorer.models import ModelUnavailable
+
+    try:
+        get_model(spec.id, allow_download=True)
+    except (ModelUnavailable, OSError) as exc:
+        st.sidebar.error(_one_line(exc))
+    else:
+        st.rerun()
+
+
 def _pick_model() -> str:
-    specs = {s.id: s for s in list_specs()}
     wanted = query("model", DEFAULT_MODEL)
+    pending = st.session_state.pop("_pending_model", None)
+    if pending:
+        st.session_state["model_pick"] = wanted = pending
+    specs = _visible_specs(wanted)
     if wanted not in specs:
         st.sidebar.warning(f"Unknown model {wanted!r} in the link; showing {get_spec(DEFAULT_MODEL).name}.")
         wanted = DEFAULT_MODEL
     ids = list(specs)
+    if st.session_state.get("model_pick") not in specs:
+        st.session_state.pop("model_pick", None)
     model_id = st.sidebar.selectbox(
         "Model", ids, index=ids.index(wanted), format_func=lambda i: _model_label(specs[i]), key="model_pick",
         help="Built-in digit models run offline. ImageNet models need their torchvision weights once.",
@@ -192,11 +219,52 @@ def _pick_model() -> str:
     spec = specs[model_id]
     avail = availability(model_id)
     if avail.status == Status.NEEDS_DOWNLOAD:
-        st.sidebar.info(f"{spec.name} needs its weights (not available offline). Run `{avail.fix}` once, "
-                        "or download now if this server is online.")
+        st.sidebar.info(f"{spec.name} needs its weights once (not available offline). On an offline machine run "
+                        f"`{avail.fix}` where there is internet and copy the cache (see README).")
+        if st.sidebar.button(f"Download {spec.name} now", key=f"download_{model_id}", icon=":material/download:"):
+            _download_now(spec)
     elif avail.status == Status.UNAVAILABLE:
         st.sidebar.warning(f"{spec.name} is unavailable: {avail.reason}. Fix: `{avail.fix}`")
+    _user_model_form()
     return model_id
+
+
+def _user_model_form() -> None:
+    """Upload your own model: TorchScript, or a torchvision architecture + state_dict, with class names."""
+    from explorer.models.user import UserModelError, UserModelRequest, parse_class_names, register_user_model
+
+    with st.sidebar.expander("Your own model", icon=":material/upload_file:"):
+        with st.form("user_model_form", border=False):
+            weights = st.file_uploader("Model file", type=["pt", "pth", "ts", "safetensors"],
+                                       help="TorchScript (torch.jit.save), or a state_dict (torch.save or "
+                                            "safetensors) for the architecture below. Pickles that would run code "
+                                            "are refused.")
+            arch = st.text_input("torchvision architecture (empty: TorchScript)", placeholder="e.g. resnet18",
+                                 help="Any name from torchvision.models.list_models(); the number of outputs is "
+                                      "read from the weights.")
+            names = st.file_uploader("Class names (optional)", type=["txt", "json"],
+                                     help="One name a line, a JSON list, or {\"0\": \"cat\", ...}")
+            c1, c2 = st.columns(2)
+            channels = c1.selectbox("Channels", [3, 1])
+            size = c2.number_input("Input size (px)", min_value=8, max_value=1024, value=224, step=1)
+            submitted = st.form_submit_button("Add model", icon=":material/add:")
+        if not submitted:
+            return
+        if weights is None:
+            st.error("Choose a model file first.")
+            return
+        try:
+            class_names = parse_class_names(names.getvalue().decode("utf-8", "replace")) if names else None
+            spec = register_user_model(UserModelRequest(
+                weights.getvalue(), weights.name, arch=arch.strip() or None, class_names=class_names,
+                input_shape=(int(channels), int(size), int(size))))
+        except UserModelError as exc:
+            st.error(f"{weights.name}: {exc}")
+            return
+        st.session_state.setdefault(USER_MODELS_KEY, []).append(spec.id)
+        st.session_state["_pending_model"] = spec.id
+        set_query(model=spec.id)
+        st.rerun()
 
 
 def _uploaded_image() -> LoadedImage | None:
@@ -269,7 +337,12 @@ def ensure_navigation() -> None:
         return
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        # Only a session's first run can be such a deep link, and it carries no widget event that a rerun would
+        # drop. (AppTest resets the flag before every run: later runs must not rerun, or clicks get lost.)
+        if not st.session_state.get("_navigation_checked"):
+            st.session_state["_navigation_checked"] = True
+            st.rerun()
+    st.session_state["_navigation_checked"] = True
 
 
 def sidebar() -> Selection:

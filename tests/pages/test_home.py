@@ -52,3 +52,37 @@ def test_model_that_needs_download_gives_a_message_not_a_crash(tmp_path, monkeyp
     at = run_app(model="resnet18")
     assert not at.exception
     assert any("prefetch resnet18" in e.value for e in at.error)
+
+
+def test_download_button_offline_says_what_to_run(tmp_path, monkeypatch):
+    import urllib.error
+
+    from explorer.models import imagenet
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(imagenet.urllib.request, "urlopen", offline)
+    at = run_app(model="resnet18")
+    at.sidebar.button(key="download_resnet18").click().run()
+    assert not at.exception
+    assert any("not available offline" in e.value and "prefetch resnet18" in e.value for e in at.sidebar.error)
+
+
+def test_user_model_opens_from_a_link_and_stays_out_of_other_lists():
+    import io
+
+    import torch
+
+    from explorer.models.user import UserModelRequest, register_user_model
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(net), buf)
+    spec = register_user_model(UserModelRequest(buf.getvalue(), "tiny.pt", input_shape=(1, 8, 8),
+                                                class_names=tuple("abcdefghij")))
+    at = run_app(model=spec.id, image="digits:0")
+    assert not at.exception and at.sidebar.selectbox(key="model_pick").value == spec.id
+    other = run_app()  # a session that did not upload it and was not given the link
+    assert spec.id not in other.sidebar.selectbox(key="model_pick").options

@@ -57,7 +57,8 @@ if sw.flip_eps is not None and sw.direction is not None:
             "One gradient of the loss with respect to the pixels, one step of size ε along its sign (the Fast "
             "Gradient Sign Method, Goodfellow et al., 2015). ε is the largest change of any pixel, in units of the "
             f"[0, 1] pixel range. At ε = {fmt(flip)} the image crosses the decision boundary; at ε = {fmt(eps)} "
-            "the model is confidently wrong."
+            + ("the model is confidently wrong." if adv_probs[adv_pred] >= 0.9 else
+               f"the model says “{names[adv_pred]}” with {adv_probs[adv_pred] * 100:.0f}% confidence.")
         )
 else:
     with cols[0]:

@@ -31,23 +31,6 @@ PAGE = "pages/attack_studio.py"
 TARGET_MS = 150.0
 
 
-def fabricate_resnet18(torch_home: str) -> None:
-    import torch
-    import torchvision
-
-    from explorer.models import imagenet
-    from explorer.models.registry import _entry
-
-    os.environ["TORCH_HOME"] = torch_home
-    entry = _entry("resnet18")
-    path = imagenet.checkpoint_path(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = torchvision.models.get_model(entry.arch, weights=None)
-    torch.save(net.state_dict(), path)
-
-
 def timed_run(at) -> float:
     start = time.perf_counter()
     at.run()
@@ -108,6 +91,7 @@ def main() -> None:
     import torch
 
     from explorer.attacks import cli as rules
+    from explorer.models.imagenet import save_random_checkpoint
 
     digits_grid = rules.eps_grid("fgsm", False, (1, 8, 8))
     cases = [
@@ -118,7 +102,8 @@ def main() -> None:
     tmp = None
     if args.photo:
         tmp = tempfile.TemporaryDirectory()
-        fabricate_resnet18(tmp.name)
+        os.environ["TORCH_HOME"] = tmp.name
+        save_random_checkpoint("resnet18")
         cases.append(("resnet18 (random) · FGSM", {"model": "resnet18", "image": "photo:chelsea"},
                       rules.eps_grid("fgsm", True, (3, 224, 224))))
     rows = [bench_case(name, params, grid, args.moves) for name, params, grid in cases]

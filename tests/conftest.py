@@ -25,7 +25,12 @@ needs_mnist = pytest.mark.skipif(not mnist_present(), reason="MNIST not found in
 
 @pytest.fixture
 def tmp_torch_home(tmp_path, monkeypatch):
-    """An empty TORCH_HOME: torchvision models are 'needs download' unless a test fabricates a checkpoint."""
+    """An empty TORCH_HOME: torchvision models are 'needs download' unless a test writes a checkpoint
+    (``explorer.models.imagenet.save_random_checkpoint``). Models loaded meanwhile leave the process-wide
+    model cache afterwards, so later tests do not see weights that existed only in this folder."""
+    from explorer.inference import model_cache
+
     home = tmp_path / "torch"
     monkeypatch.setenv("TORCH_HOME", str(home))
-    return home
+    yield home
+    model_cache().clear()

@@ -51,6 +51,14 @@ ENTRIES: tuple[TorchvisionEntry, ...] = (
 )
 
 
+def get_entry(model_id: str) -> TorchvisionEntry:
+    """The torchvision entry of ``model_id`` (``KeyError`` for an id that is not one of ``ENTRIES``)."""
+    for entry in ENTRIES:
+        if entry.model_id == model_id:
+            return entry
+    raise KeyError(f"{model_id!r} is not a torchvision model (one of {', '.join(e.model_id for e in ENTRIES)})")
+
+
 def _weights(entry: TorchvisionEntry):
     from torchvision.models import get_weight
 
@@ -119,3 +127,24 @@ def build(entry: TorchvisionEntry) -> nn.Module:
     net.load_state_dict(state)
     net.eval()
     return net
+
+
+def save_random_checkpoint(model_id: str, seed: int = 0) -> Path:
+    """Write a randomly initialised state_dict of ``model_id``'s architecture under the file name torchvision's
+    download would use in $TORCH_HOME (``checkpoint_path``), and return that path.
+
+    For offline tests and timing benchmarks: the model then loads through the real path (``build``) without a
+    download. Never used by the app (random weights: the predictions mean nothing). The weights come from
+    ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng()``: the global RNG state is left as it was.
+    Point TORCH_HOME at a temporary folder first.
+    """
+    from torchvision.models import get_model
+
+    entry = get_entry(model_id)
+    path = checkpoint_path(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = get_model(entry.arch, weights=None)
+    torch.save(net.state_dict(), path)
+    return path

@@ -130,7 +130,7 @@ def weights_path(model_id: str) -> Path:
 
 
 def _entry(model_id: str) -> imagenet.TorchvisionEntry:
-    return next(e for e in imagenet.ENTRIES if e.model_id == model_id)
+    return imagenet.get_entry(model_id)
 
 
 def availability(model_id: str) -> Availability:

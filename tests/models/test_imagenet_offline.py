@@ -12,19 +12,6 @@ from explorer.models import imagenet
 from explorer.models.registry import _entry
 
 
-def fabricate_checkpoint(model_id: str) -> None:
-    """A randomly initialised state_dict saved where torchvision's download would put it."""
-    import torchvision
-
-    entry = _entry(model_id)
-    path = imagenet.checkpoint_path(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = torchvision.models.get_model(entry.arch, weights=None)
-    torch.save(net.state_dict(), path)
-
-
 def test_needs_download_offline_with_the_fix_command(tmp_torch_home):
     for mid in ("resnet18", "vit_b_16"):
         av = availability(mid)
@@ -39,7 +26,8 @@ def test_checkpoint_goes_where_torchvision_puts_it(tmp_torch_home):
 
 
 def test_fabricated_checkpoint_loads_through_the_real_path(tmp_torch_home):
-    fabricate_checkpoint("resnet18")
+    path = imagenet.save_random_checkpoint("resnet18")
+    assert path == imagenet.checkpoint_path(_entry("resnet18"))
     assert availability("resnet18").status == Status.AVAILABLE
     model = ModelCache(2).get("resnet18")
     assert model.input_shape == (3, 224, 224) and model.class_names == get_spec("resnet18").class_names

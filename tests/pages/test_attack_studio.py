@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from explorer.attacks import ATTACKS, GRADIENT_ATTACKS, MINIMAL_ATTACKS
 from explorer.attacks import cli as rules
+from explorer.models.imagenet import save_random_checkpoint
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 PAGE = "pages/attack_studio.py"
@@ -46,22 +46,6 @@ def qp(at: AppTest, key: str):
 def move(at: AppTest, eps: float) -> AppTest:
     at.select_slider[0].set_value(eps)
     return at.run()
-
-
-def fabricate_checkpoint(model_id: str) -> None:
-    """A randomly initialised state_dict saved where torchvision's download would put it."""
-    import torchvision
-
-    from explorer.models import imagenet
-    from explorer.models.registry import _entry
-
-    entry = _entry(model_id)
-    path = imagenet.checkpoint_path(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = torchvision.models.get_model(entry.arch, weights=None)
-    torch.save(net.state_dict(), path)
 
 
 def test_default_digit_flips_when_the_slider_passes_the_flip_eps():
@@ -211,9 +195,8 @@ def test_the_page_command_reproduces_the_adversarial(tmp_path):
     assert f"{rec['perturbation']['l2']:.4f}" == l2
 
 
-def test_torchvision_model_with_fabricated_weights_makes_the_cat_a_vulture(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    fabricate_checkpoint("resnet18")
+def test_torchvision_model_with_fabricated_weights_makes_the_cat_a_vulture(tmp_torch_home):
+    save_random_checkpoint("resnet18")
     from explorer.models import get_spec
 
     vulture = get_spec("resnet18").class_names.index("vulture")

@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from explorer.boundaries import DATASETS
 from explorer.images import load_sample, to_model_input
-from explorer.models import get_spec, imagenet, load_model
-from explorer.models.registry import _entry
+from explorer.models import get_spec, load_model
+from explorer.models.imagenet import save_random_checkpoint
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 SLICES = "Slices through image space"
@@ -50,19 +50,6 @@ def trace(fig: go.Figure, name: str):
 
 def title(fig: go.Figure) -> str:
     return fig.layout.title.text or ""
-
-
-def fabricate_checkpoint(model_id: str) -> None:
-    """A randomly initialised state_dict saved where torchvision's download would put it."""
-    import torchvision
-
-    entry = _entry(model_id)
-    path = imagenet.checkpoint_path(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = torchvision.models.get_model(entry.arch, weights=None)
-    torch.save(net.state_dict(), path)
 
 
 # ---------------------------------------------------------------------------------------------- 2-D lab
@@ -172,9 +159,8 @@ def test_bad_slice_parameters_in_the_link_warn_and_fall_back():
     assert "classes" in names(figures(at)[0])
 
 
-def test_torchvision_model_with_a_fabricated_checkpoint_renders_a_small_slice(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    fabricate_checkpoint("resnet18")
+def test_torchvision_model_with_a_fabricated_checkpoint_renders_a_small_slice(tmp_torch_home):
+    save_random_checkpoint("resnet18")
     at = open_page(model="resnet18", tab=SLICES, slice_res="11")
     assert not at.exception and not at.error
     assert at.slider(key="slice_eps_photo").value == 4.0  # photo models show ε in /255

@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from explorer.attacks import ATTACKS
 from explorer.attributions import METHODS
+from explorer.models.imagenet import save_random_checkpoint
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 PAGE = "pages/gradient_maps.py"
@@ -44,22 +44,6 @@ def maps_panels(spec: dict) -> list[str]:
 def qp(at: AppTest, key: str):
     value = at.query_params.get(key)
     return value[0] if isinstance(value, list) else value
-
-
-def fabricate_checkpoint(model_id: str) -> None:
-    """A randomly initialised state_dict saved where torchvision's download would put it."""
-    import torchvision
-
-    from explorer.models import imagenet
-    from explorer.models.registry import _entry
-
-    entry = _entry(model_id)
-    path = imagenet.checkpoint_path(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = torchvision.models.get_model(entry.arch, weights=None)
-    torch.save(net.state_dict(), path)
 
 
 def test_default_digits_model_shows_clean_and_adversarial_maps_for_both_classes():
@@ -180,9 +164,8 @@ def test_gradcam_on_an_mlp_is_a_message_not_a_crash():
     assert any("Grad-CAM cannot run" in w.value for w in at.warning)
 
 
-def test_torchvision_model_with_fabricated_weights_on_a_sample_photo(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    fabricate_checkpoint("resnet18")
+def test_torchvision_model_with_fabricated_weights_on_a_sample_photo(tmp_torch_home):
+    save_random_checkpoint("resnet18")
     at = run_page(model="resnet18", image="photo:chelsea")
     assert not at.exception and not at.error
     assert at.sidebar.selectbox(key="model_pick").value == "resnet18"

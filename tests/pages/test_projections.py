@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from explorer.models.imagenet import save_random_checkpoint
+
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 PAGE = "pages/projections.py"
 N = "150"
@@ -43,22 +45,6 @@ def map_axis(at: AppTest) -> str:
 
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
-
-
-def fabricate_checkpoint(model_id: str) -> None:
-    """A randomly initialised state_dict saved where torchvision's download would put it."""
-    import torchvision
-
-    from explorer.models import imagenet
-    from explorer.models.registry import _entry
-
-    entry = _entry(model_id)
-    path = imagenet.checkpoint_path(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = torchvision.models.get_model(entry.arch, weights=None)
-    torch.save(net.state_dict(), path)
 
 
 def png(side: int = 12, value: int = 200) -> bytes:
@@ -208,9 +194,8 @@ def test_an_l2_radius_above_one_from_attack_studio_is_accepted():
     assert qp(at, "eps") == "1.5"
 
 
-def test_torchvision_model_with_fabricated_weights_projects_augmented_photos(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    fabricate_checkpoint("resnet18")
+def test_torchvision_model_with_fabricated_weights_projects_augmented_photos(tmp_torch_home):
+    save_random_checkpoint("resnet18")
     at = run_page(model="resnet18", image="photo:chelsea", n="16")
     assert not at.exception and not at.error
     assert at.selectbox(key="pj_dataset_resnet18").value == "photos"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from explorer.config import get_settings
@@ -33,3 +35,14 @@ def pick_device(override: str | None = None) -> torch.device:
             )
         return torch.device(wanted)
     return torch.device(available_devices()[0])
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model runs: its ``device`` attribute (``Classifier.device``), else the device of its first
+    parameter or buffer, else the CPU (a model without tensors)."""
+    dev = getattr(model, "device", None)
+    if isinstance(dev, torch.device):
+        return dev
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device("cpu")

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from explorer.attacks.config import check_eps, check_target
 from explorer.attacks.norms import L2_NORM, LINF
 from explorer.attacks.result import AttackResult, AttackTrace
+from explorer.device import model_device
 
 EpsLike = float | Sequence[float] | np.ndarray | torch.Tensor
 LabelLike = int | Sequence[int] | np.ndarray | torch.Tensor
@@ -47,8 +48,7 @@ def as_images(model: torch.nn.Module, x: np.ndarray | torch.Tensor) -> torch.Ten
             t = t.unsqueeze(0)
         if t.dim() != 4:
             raise ValueError(f"images must be N x C x H x W (or C x H x W), got shape {tuple(t.shape)}")
-        device = getattr(model, "device", None) or next(model.parameters()).device
-        t = t.detach().to(device=device, dtype=torch.float32)  # may share the caller's storage: read only
+        t = t.detach().to(device=model_device(model), dtype=torch.float32)  # may share the caller's storage: read only
         if t.is_inference():
             t = t.clone()  # a normal tensor, so that autograd can use it
     if t.numel():

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.device import model_device
+
 ProgressFn = Callable[[float, str], None]
 TargetLike = int | Sequence[int] | np.ndarray | torch.Tensor
 
@@ -43,15 +45,6 @@ def autograd_enabled(fn: Callable) -> Callable:
     return wrapper
 
 
-def model_device(model: nn.Module) -> torch.device:
-    dev = getattr(model, "device", None)
-    if isinstance(dev, torch.device):
-        return dev
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def as_batch(model: nn.Module, x: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A fresh (non-inference, detached) float32 N x C x H x W tensor on the model's device."""
     with torch.inference_mode(False):
@@ -76,6 +69,13 @@ def as_targets(target: TargetLike, n: int, device: torch.device) -> torch.Tensor
         elif arr.size != n:
             raise ValueError(f"got {arr.size} targets for {n} images")
         return torch.as_tensor(arr, dtype=torch.long, device=device)
+
+
+def batch_and_targets(model: nn.Module, x: np.ndarray | torch.Tensor,
+                      target: TargetLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every method's inputs: the images as ``as_batch`` makes them and one target per image (``as_targets``)."""
+    xb = as_batch(model, x)
+    return xb, as_targets(target, len(xb), xb.device)
 
 
 def chunk_size(sample_shape: Sequence[int], requested: int = 0) -> int:

@@ -24,9 +24,8 @@ from torch.nn import functional as F
 
 from explorer.attributions._common import (
     TargetLike,
-    as_batch,
-    as_targets,
     autograd_enabled,
+    batch_and_targets,
     grad_mode,
     to_numpy,
 )
@@ -85,8 +84,7 @@ def gradcam(
         module = model.net.get_submodule(name)
     except AttributeError as exc:
         raise ValueError(f"no layer {name!r} in {getattr(model, 'model_id', 'model')}.net") from exc
-    xb = as_batch(model, x)
-    targets = as_targets(target, len(xb), xb.device)
+    xb, targets = batch_and_targets(model, x, target)
     captured: list[torch.Tensor] = []
     owner = threading.get_ident()
 

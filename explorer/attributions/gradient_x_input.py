@@ -13,9 +13,8 @@ from torch import nn
 
 from explorer.attributions._common import (
     TargetLike,
-    as_batch,
-    as_targets,
     autograd_enabled,
+    batch_and_targets,
     target_logit_grad,
     to_numpy,
 )
@@ -27,6 +26,5 @@ def gradient_x_input(model: nn.Module, x: np.ndarray | torch.Tensor, target: Tar
 
     Signed, N x C x H x W float32. Equals Captum's ``InputXGradient`` on the same (image-space) model.
     """
-    xb = as_batch(model, x)
-    grad = target_logit_grad(model, xb, as_targets(target, len(xb), xb.device))
-    return to_numpy(xb * grad)
+    xb, targets = batch_and_targets(model, x, target)
+    return to_numpy(xb * target_logit_grad(model, xb, targets))

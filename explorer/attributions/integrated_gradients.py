@@ -27,8 +27,8 @@ from explorer.attributions._common import (
     ProgressFn,
     TargetLike,
     as_batch,
-    as_targets,
     autograd_enabled,
+    batch_and_targets,
     chunk_size,
     chunks,
     report,
@@ -110,9 +110,8 @@ def integrated_gradients(
     (0: sized from the input), one forward and one backward per chunk. With ``return_delta`` also returns the
     completeness error per image, ``sum(attributions) - (f(x) - f(x'))``.
     """
-    xb = as_batch(model, x)
+    xb, targets = batch_and_targets(model, x, target)
     n = len(xb)
-    targets = as_targets(target, n, xb.device)
     if isinstance(baseline, str):
         base = make_baseline(xb, baseline, seed)
     else:

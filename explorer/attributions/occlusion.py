@@ -21,8 +21,7 @@ from torch import nn
 from explorer.attributions._common import (
     ProgressFn,
     TargetLike,
-    as_batch,
-    as_targets,
+    batch_and_targets,
     chunk_size,
     chunks,
     report,
@@ -67,9 +66,8 @@ def occlusion(
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    xb = as_batch(model, x)
+    xb, targets = batch_and_targets(model, x, target)
     n, c, h, w = xb.shape
-    targets = as_targets(target, n, xb.device)
     win = int(window) if window else default_window(min(h, w))
     step = int(stride) if stride else max(1, win // 2)
     if win < 1 or step < 1:

@@ -13,9 +13,8 @@ from torch import nn
 
 from explorer.attributions._common import (
     TargetLike,
-    as_batch,
-    as_targets,
     autograd_enabled,
+    batch_and_targets,
     target_logit_grad,
     to_numpy,
 )
@@ -24,8 +23,8 @@ from explorer.attributions._common import (
 @autograd_enabled
 def gradient(model: nn.Module, x: np.ndarray | torch.Tensor, target: TargetLike) -> np.ndarray:
     """The raw input gradient ``d logit[target] / d x`` (N x C x H x W float32, signed), one batched backward."""
-    xb = as_batch(model, x)
-    return to_numpy(target_logit_grad(model, xb, as_targets(target, len(xb), xb.device)))
+    xb, targets = batch_and_targets(model, x, target)
+    return to_numpy(target_logit_grad(model, xb, targets))
 
 
 def signed_gradient(model: nn.Module, x: np.ndarray | torch.Tensor, target: TargetLike) -> np.ndarray:

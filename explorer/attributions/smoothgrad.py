@@ -18,9 +18,8 @@ from torch import nn
 from explorer.attributions._common import (
     ProgressFn,
     TargetLike,
-    as_batch,
-    as_targets,
     autograd_enabled,
+    batch_and_targets,
     chunk_size,
     chunks,
     report,
@@ -69,9 +68,8 @@ def smoothgrad(
         raise ValueError("n_samples must be at least 1")
     if sigma < 0:
         raise ValueError("sigma must be >= 0")
-    xb = as_batch(model, x)
+    xb, targets = batch_and_targets(model, x, target)
     n = len(xb)
-    targets = as_targets(target, n, xb.device)
     noise = smoothgrad_noise(xb, n_samples, sigma, seed)  # S x N x C x H x W
     copies = (xb.unsqueeze(0) + noise).reshape(n_samples * n, *xb.shape[1:])
     copy_targets = targets.repeat(n_samples)

@@ -30,21 +30,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from explorer.device import model_device
+
 ProgressFn = Callable[[float, str], None]
 
 PLANE_KINDS: tuple[str, ...] = ("adversarial/random", "pgd/random", "random/random", "gradient/target")
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def model_device(model: nn.Module) -> torch.device:
-    dev = getattr(model, "device", None)
-    if isinstance(dev, torch.device):
-        return dev
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def _image(model: nn.Module, x: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A float32 ``C x H x W`` tensor on the model's device (a leading batch axis of 1 is dropped)."""
     t = torch.as_tensor(x)

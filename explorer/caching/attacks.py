@@ -32,6 +32,7 @@ from explorer.attacks import (
     sweep,
 )
 from explorer.caching import ProgressBar
+from explorer.device import model_device
 from explorer.inference import model_cache
 
 PROGRESS_AFTER_S = 0.5
@@ -73,7 +74,7 @@ class _Counting(torch.nn.Module):
 
     @property
     def device(self):
-        return getattr(self.inner, "device", None) or next(self.inner.parameters()).device
+        return model_device(self.inner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._progress.add(int(x.shape[0]))

@@ -10,19 +10,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed_interleaved(fns: Sequence[Callable[[], object]], repeats: int, warmup: int = 1
+def timed_interleaved(fns: Sequence[Callable[[], object]], repeats: int, warmup: int = 1, rotate: bool = False
                       ) -> tuple[list[float], list[object]]:
     """Median seconds of each callable, run round-robin (A B A B ...) so that noise from other
-    processes on a shared machine hits every variant alike. Returns (medians, last outputs)."""
+    processes on a shared machine hits every variant alike. Returns (medians, last outputs).
+
+    ``rotate``: start each round one callable later (A B C, B C A, C A B, ...), so that no variant always
+    runs first or last in a round."""
     outs: list[object] = [None] * len(fns)
     for _ in range(warmup):
         for i, fn in enumerate(fns):
             outs[i] = fn()
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(max(1, repeats)):
-        for i, fn in enumerate(fns):
+    for r in range(max(1, repeats)):
+        order = [(r + j) % len(fns) for j in range(len(fns))] if rotate else range(len(fns))
+        for i in order:
             start = time.perf_counter()
-            outs[i] = fn()
+            outs[i] = fns[i]()
             times[i].append(time.perf_counter() - start)
     return [statistics.median(t) for t in times], outs
 

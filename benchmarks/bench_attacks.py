@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,48 +30,13 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import format_table, resnet18_random, timed_interleaved  # noqa: E402
 from explorer.attacks import AttackConfig, fgsm, pgd, sweep  # noqa: E402
 from explorer.models.wrapper import Classifier  # noqa: E402
 
 
-def interleaved(fns: Sequence[Callable[[], object]], repeats: int, warmup: int = 1) -> list[float]:
-    """Median seconds of each callable, run round-robin."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(max(1, repeats)):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-
-    def line(r):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-
-    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *(line(r) for r in cells[1:])])
-
-
 def ms(t: float) -> str:
     return f"{t * 1e3:.1f} ms" if t < 10 else f"{t:.1f} s"
-
-
-def resnet18_random(device: torch.device) -> Classifier:
-    import torchvision
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = torchvision.models.resnet18(weights=None)
-    net.eval()
-    return Classifier(net, model_id="resnet18-random", class_names=[str(i) for i in range(1000)],
-                      input_shape=(3, 224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                      channels_last=True).to(device)
 
 
 def digits_cnn(device: torch.device) -> Classifier:
@@ -144,13 +107,13 @@ def sweep_table(models: dict[str, Classifier], device: torch.device, repeats: in
         cfg = AttackConfig(attack="fgsm")
         probes = probe_batches(model, x, y, eps)
         reps = repeats * (10 if model.input_shape[0] == 1 else 1)  # milliseconds: afford many more runs
-        t_sep, t_sw, t_floor, t_swr, t_floorr = interleaved([
+        t_sep, t_sw, t_floor, t_swr, t_floorr = timed_interleaved([
             lambda: [fgsm(model, x, y, float(e)).pred for e in eps],
             lambda: sweep(model, x, y, cfg, eps, refine=False),
             floor_fn(model, x, y, eps),
             lambda: sweep(model, x, y, cfg, eps, refine=True),
             floor_fn(model, x, y, eps, probes),
-        ], reps)
+        ], reps)[0]
         target = 6.0 if model.input_shape[0] == 1 else 3.0
         rows.append([name, "32 fgsm calls", ms(t_sep), "", ""])
         rows.append([name, "sweep (grid only)", ms(t_sw), f"{t_sep / t_sw:.1f}x", f"{t_sw / t_floor:.2f}x"])
@@ -162,7 +125,8 @@ def sweep_table(models: dict[str, Classifier], device: torch.device, repeats: in
                         f"{'OK' if t_sep / t_sw >= target else 'MISSED'}; grid sweep {t_sw / t_floor:.2f}x floor, "
                         f"with bisection {t_swr / t_floorr:.2f}x its floor (target <= 1.2x): "
                         f"{'OK' if max(t_sw / t_floor, t_swr / t_floorr) <= 1.2 else 'MISSED'}")
-    return table(["model", "variant (32 eps, 1 image)", "median", "speedup vs calls", "vs floor"], rows), verdicts
+    headers = ["model", "variant (32 eps, 1 image)", "median", "speedup vs calls", "vs floor"]
+    return format_table(headers, rows), verdicts
 
 
 def pgd_sweep_table(models: dict[str, Classifier], device: torch.device, repeats: int) -> str:
@@ -172,13 +136,13 @@ def pgd_sweep_table(models: dict[str, Classifier], device: torch.device, repeats
         top = 16 / 255 if model.input_shape[0] == 3 else 0.5
         eps = np.linspace(0, top, 32)
         cfg = AttackConfig(attack="pgd", steps=10, random_start=False)
-        t_sep, t_sw = interleaved([
+        t_sep, t_sw = timed_interleaved([
             lambda: [pgd(model, x, y, float(e), steps=10, random_start=False).pred for e in eps],
             lambda: sweep(model, x, y, cfg, eps, refine=False),
-        ], repeats, warmup=1 if model.input_shape[0] == 1 else 0)
+        ], repeats, warmup=1 if model.input_shape[0] == 1 else 0)[0]
         rows.append([name, "32 pgd-10 calls", ms(t_sep), ""])
         rows.append([name, "pgd-10 sweep, one batch", ms(t_sw), f"{t_sep / t_sw:.1f}x"])
-    return table(["model", "variant (32 eps, 1 image)", "median", "speedup"], rows)
+    return format_table(["model", "variant (32 eps, 1 image)", "median", "speedup"], rows)
 
 
 def peer_table(models: dict[str, tuple[Classifier, int]], device: torch.device, repeats: int) -> tuple[str, list[str]]:
@@ -207,14 +171,15 @@ def peer_table(models: dict[str, tuple[Classifier, int]], device: torch.device, 
                                             trace=tr)),
         ]:
             reps = repeats * (10 if model.input_shape[0] == 1 else 1)
-            t_ta, t_ours, t_trace = interleaved([lambda: ta(x, y), lambda: ours(False), lambda: ours(True)], reps)
+            t_ta, t_ours, t_trace = timed_interleaved(
+                [lambda: ta(x, y), lambda: ours(False), lambda: ours(True)], reps)[0]
             rows.append([name, attack, batch, f"{batch / t_ta:.1f}", f"{batch / t_ours:.1f}",
                          f"{t_ta / t_ours:.2f}x", f"{batch / t_trace:.1f}", f"{t_ta / t_trace:.2f}x"])
             verdicts.append(f"{name} {attack}: ours {t_ta / t_ours:.2f}x torchattacks' speed "
                             f"({'not slower' if t_ours <= t_ta * 1.02 else 'SLOWER'}; with trace {t_ta / t_trace:.2f}x)")
     head = ["model", "attack", "batch", "torchattacks img/s", "ours img/s", "ours vs ta",
             "ours+trace img/s", "ours+trace vs ta"]
-    return table(head, rows), verdicts
+    return format_table(head, rows), verdicts
 
 
 def main() -> None:
@@ -232,7 +197,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, device {device}, "
           f"{torch.get_num_threads()} threads, medians of {repeats} interleaved runs "
           f"({10 * repeats} for the digits CNN)\n")
-    digits, resnet = digits_cnn(device), resnet18_random(device)
+    digits, resnet = digits_cnn(device), resnet18_random(channels_last=True).to(device)
 
     print("1. FGSM eps sweep, 32 eps, one image")
     tab, verdicts = sweep_table({"digits-cnn": digits, "resnet18": resnet}, device, repeats)

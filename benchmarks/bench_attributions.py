@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,23 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._common import resnet18_random, timed_interleaved  # noqa: E402
 from explorer.attributions import integrated_gradients, smoothgrad  # noqa: E402
 from explorer.attributions._common import chunk_size  # noqa: E402
 from explorer.attributions.smoothgrad import noise_scale  # noqa: E402
 from explorer.models import Classifier, load_model  # noqa: E402
 
 N_SAMPLES, SIGMA, STEPS, SEED = 50, 0.15, 64, 0
-
-
-def resnet18_random() -> Classifier:
-    import torchvision
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = torchvision.models.resnet18(weights=None)
-    return Classifier(net, model_id="resnet18-random", class_names=[str(i) for i in range(1000)],
-                      input_shape=(3, 224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                      channels_last=True)
 
 
 def sample_image(model: Classifier) -> torch.Tensor:
@@ -54,18 +42,6 @@ def sample_image(model: Classifier) -> torch.Tensor:
 
     cat = resize(data.chelsea(), (224, 224), anti_aliasing=True).astype(np.float32)
     return torch.from_numpy(cat).permute(2, 0, 1)[None].contiguous()
-
-
-def timed_interleaved(fns, repeats: int) -> tuple[list[float], list[object]]:
-    """Median seconds of each function, timed in rotating order each round so load changes hit all alike."""
-    outs = [fn() for fn in fns]  # warm-up
-    times: list[list[float]] = [[] for _ in fns]
-    for r in range(repeats):
-        for k in [(r + j) % len(fns) for j in range(len(fns))]:
-            start = time.perf_counter()
-            outs[k] = fns[k]()
-            times[k].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times], outs
 
 
 def captum_smoothgrad(model, x, target, chunk):
@@ -118,7 +94,7 @@ def main() -> None:
         repeats = args.big_repeats if model.input_shape[1] >= 64 else args.repeats
         cases = make_cases(model, x, target, chunk)
         for name, batched, loop, captum in cases:
-            (t_b, t_l, t_c), (a_b, a_l, a_c) = timed_interleaved([batched, loop, captum], repeats)
+            (t_b, t_l, t_c), (a_b, a_l, a_c) = timed_interleaved([batched, loop, captum], repeats, rotate=True)
             scale = float(np.abs(a_b).max())
             diff_loop = float(np.abs(a_b - a_l).max()) / scale
             diff_captum = float(np.abs(a_b - a_c).max()) / scale  # SmoothGrad: Captum, seeded alike, draws our noise

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._common import resnet18_random  # noqa: E402
 from explorer.boundaries.grid import grid  # noqa: E402
 from explorer.boundaries.points import margins  # noqa: E402
 from explorer.boundaries.slices import evaluate_plane, plane_coords, plane_directions  # noqa: E402
@@ -62,17 +63,6 @@ def timeit(fn, repeats: int) -> float:
 
 def cpu_note(fn) -> str:
     return f"CPU {CPU[fn.__name__] * 1000:.1f} ms"
-
-
-def resnet18_random() -> Classifier:
-    import torchvision
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = torchvision.models.resnet18(weights=None)
-    return Classifier(net, model_id="resnet18-random", class_names=[str(i) for i in range(1000)],
-                      input_shape=(3, 224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                      channels_last=True)
 
 
 def get_model(name: str) -> Classifier:

@@ -35,7 +35,6 @@ class Settings:
     max_steps: int
     max_batch: int
     max_models: int
-    max_upload_mb: int
 
     @property
     def weights_dir(self) -> Path:
@@ -57,5 +56,4 @@ def get_settings() -> Settings:
         max_steps=_int("EXPLORER_MAX_STEPS", 200),
         max_batch=_int("EXPLORER_MAX_BATCH", 256),
         max_models=_int("EXPLORER_MAX_MODELS", 4),
-        max_upload_mb=_int("EXPLORER_MAX_UPLOAD_MB", 20),
     )

@@ -72,3 +72,19 @@ with st.expander("Clean prediction in detail", expanded=False):
                     width="stretch", config={"displayModeBar": False})
     st.caption(f"{sel.spec.name}: {sel.spec.description}"
                + (f"; held-out accuracy {acc * 100:.1f}%." if acc is not None else "."))
+
+st.subheader("Where to go next")
+links = st.columns(4, gap="medium")
+for col, (page, label, icon, text) in zip(links, [
+    ("pages/attack_studio.py", "Attack Studio", ":material/tune:",
+     "Seven attacks, targeted or not: slide ε and watch the label flip, with the numbers that say why."),
+    ("pages/gradient_maps.py", "Gradient maps", ":material/gradient:",
+     "Pixel by pixel: where is the model sensitive, and did the attack push there?"),
+    ("pages/boundaries.py", "Boundaries", ":material/scatter_plot:",
+     "A 2-D lab where the whole input space is visible, and slices through the space around this image."),
+    ("pages/projections.py", "Projections", ":material/bubble_chart:",
+     "Where adversarial images land in the model's feature space: PCA, UMAP, t-SNE."),
+]):
+    with col:
+        st.page_link(page, label=label, icon=icon)
+        st.caption(text)

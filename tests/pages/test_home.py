@@ -24,6 +24,8 @@ def test_home_shows_a_live_prediction_on_the_default_offline_model():
     assert flip.label == "Label flips at" and flip.value.startswith("ε = ")
     assert "“7” → “" in flip.delta and "“7” → “7”" not in flip.delta  # the default digit is a 7, and it flips
     assert len(at.get("image")) == 3  # clean, perturbation, adversarial
+    assert {link.label for link in at.get("page_link")} == {"Attack Studio", "Gradient maps", "Boundaries",
+                                                             "Projections"}
     assert at.query_params["model"] == ["digits-cnn"] or at.query_params["model"] == "digits-cnn"
 
 

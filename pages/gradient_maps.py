@@ -165,17 +165,8 @@ def method_controls(model, side: int) -> tuple[str, AttributionConfig, float]:
     return method, cfg, float(opacity)
 
 
-# Streamlit's Plotly theme uses the colours #000001 ... #000010 as placeholders for its own palette and swaps
-# them in the browser: Inferno's first colour, #000004, would turn pink. Nudge such colours off the list.
-_PLACEHOLDERS = {f"#{i:06d}" for i in range(1, 11)}
-
-
 def tidy(fig):
-    """No tick marks on image panels (the theme draws them even without labels); no theme placeholder colours."""
-    for trace in fig.data:
-        scale = getattr(trace, "colorscale", None)
-        if scale:
-            trace.colorscale = [[pos, "#01000a" if str(c).lower() in _PLACEHOLDERS else c] for pos, c in scale]
+    """No tick marks on image panels (the theme draws them even without labels)."""
     return fig.update_xaxes(ticks="", showline=False).update_yaxes(ticks="", showline=False)
 
 

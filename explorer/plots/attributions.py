@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -32,8 +33,13 @@ MAGNITUDE_COLORSCALE = [
     [0.7, "rgba(255,160,0,0.9)"], [1.0, "rgba(255,255,160,1)"],
 ]
 # Opaque versions for maps shown without the image underneath.
+_INFERNO = plotly.colors.sequential.Inferno
 SIGNED_OPAQUE = "RdBu_r"
-MAGNITUDE_OPAQUE = "Inferno"
+# Inferno, except that its first colour #000004 becomes #01000a: Streamlit's Plotly theme treats #000001..#000010
+# as placeholders for its own palette and would paint the smallest magnitudes pink.
+MAGNITUDE_OPAQUE = [
+    [i / (len(_INFERNO) - 1), "#01000a" if c.lower() == "#000004" else c] for i, c in enumerate(_INFERNO)
+]
 DISPLAY_SIZE = 224  # small images are upscaled to at least this many pixels on their longer side
 
 

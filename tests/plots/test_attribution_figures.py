@@ -72,3 +72,12 @@ def test_grid_channels_and_perturbation_figures():
     flat = perturbation_figure(np.ones((1, 4, 4)), np.ones((4, 4)), correlation=float("nan"))
     assert "undefined" in flat.layout.title.text
     fig.to_json()  # serialisable
+
+
+def test_opaque_magnitude_scale_avoids_streamlit_theme_placeholders():
+    """Streamlit's Plotly theme swaps #000001..#000010 for its own palette: the scale must not use them."""
+    from explorer.plots.attributions import MAGNITUDE_OPAQUE
+
+    placeholders = {f"#{i:06d}" for i in range(1, 11)}
+    assert all(str(color).lower() not in placeholders for _, color in MAGNITUDE_OPAQUE)
+    assert MAGNITUDE_OPAQUE[0][0] == 0.0 and MAGNITUDE_OPAQUE[-1][0] == 1.0

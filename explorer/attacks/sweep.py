@@ -101,6 +101,12 @@ class SweepResult:
         """Index of the grid ε closest to ``eps``."""
         return int(np.abs(self.eps - float(eps)).argmin())
 
+    def image_digest_at(self, x: np.ndarray, eps: float) -> str:
+        """The sha256 digest of ``image_at(x, eps)`` (the cache key of checks on that adversarial)."""
+        from explorer.digest import array_digest
+
+        return array_digest(np.asarray(self.image_at(x, eps), np.float32))
+
     def image_at(self, x: np.ndarray, eps: float) -> np.ndarray:
         """The adversarial of ``x`` (C x H x W) at ``eps``: rebuilt from FGSM's direction for any ε (bit-identical
         to an ``fgsm`` call), else the kept image at that ε (``images_at``)."""

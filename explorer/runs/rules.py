@@ -108,8 +108,8 @@ def norm_name(attack: str) -> str:
 
 def default_eps(attack: str, photo: bool) -> float:
     """THE default ε: an L2 radius of 0.5 for L2 attacks; L∞ 8/255 for photos, 0.15 for digits (past the flip
-    of the default digit, so a new user sees one)."""
-    if norm_name(attack) == "l2":
+    of the default digit, so a new user sees one). An unknown name (a bad link) counts as L∞."""
+    if attack in registry.names() and norm_name(attack) == "l2":
         return L2_DEFAULT
     return PHOTO_LINF_DEFAULT if photo else SMALL_LINF_DEFAULT
 

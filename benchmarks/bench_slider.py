@@ -90,7 +90,7 @@ def main() -> None:
     logging.getLogger("streamlit").setLevel(logging.ERROR)
     import torch
 
-    from explorer.attacks import cli as rules
+    from explorer.runs import rules
     from explorer.models.imagenet import save_random_checkpoint
 
     digits_grid = rules.eps_grid("fgsm", False, (1, 8, 8))

@@ -175,6 +175,252 @@ def load_image_arg(arg: str):
     raise CLIError(f"{arg}: no such file (or sample id like digits:8 / photo:chelsea)")
 
 
+# ---------------------------------------------------------------------------------------------------------
+# attack and sweep: thin callers of explorer.runs (the same requests and rules as the pages)
+# ---------------------------------------------------------------------------------------------------------
+
+from explorer.attacks import registry  # noqa: E402
+from explorer.attacks.config import AttackConfig, alpha_fraction  # noqa: E402
+from explorer.runs import rules  # noqa: E402
+from explorer.runs.rules import (  # noqa: E402
+    GRID_POINTS,
+    RunInputs,
+    eps_grid,
+    eps_text,
+    norm_name,
+    parameters,
+    parse_eps,
+    parse_target,
+    run_record,
+    sweep_config,
+)
+import math  # noqa: E402,F401
+import numpy as np  # noqa: E402
+
+
+
+def _add_params(p: argparse.ArgumentParser, sweep: bool) -> None:
+    """One flag per parameter name of every registered attack (read from the registry: a new attack's
+    parameters appear here without editing this file). Defaults are None: the chosen attack's own default."""
+    from explorer.attacks import registry
+
+    seen: dict[str, str] = {}
+    for spec in registry.specs():
+        if sweep and spec.minimal:
+            continue
+        for prm in spec.params:
+            if prm.kind == "alpha" and sweep:
+                continue
+            if prm.name in seen:
+                seen[prm.name] += f", {spec.name}"
+                continue
+            seen[prm.name] = spec.name
+            flags = [prm.flag, *prm.aliases]
+            if prm.kind == "bool":
+                p.add_argument(*flags, dest=prm.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=prm.help)
+            elif prm.kind == "alpha":
+                p.add_argument(*flags, dest=prm.name, type=_eps_arg, default=None, help=prm.help)
+            else:
+                p.add_argument(*flags, dest=prm.name, type=int if prm.kind == "int" else float, default=None,
+                               help=f"{prm.help} (default {prm.default})")
+
+
+def _config_from_args(a: argparse.Namespace, config, sweep: bool = False):
+    """``config`` with every parameter of its attack set from the flags given (others: the spec's default)."""
+    from explorer.attacks import registry
+
+    spec = registry.get(config.attack)
+    values = {}
+    for prm in spec.params:
+        if prm.kind == "alpha" and sweep:
+            continue
+        v = getattr(a, prm.name, None)
+        values[prm.name] = prm.default if v is None and prm.kind != "alpha" else v
+        if v is None and prm.kind == "alpha":
+            values[prm.name] = config.alpha
+    return config.with_params(**values)
+
+def _prepare(model_arg: str, image_arg: str):
+    """(spec, model, image, x, clean probs, label, label source): the same path as the page's sidebar."""
+    from explorer.digest import array_digest
+    from explorer.images import to_model_input
+    from explorer.inference import predict_proba
+    from explorer.models import get_spec, load_model
+
+    from explorer.runs.rules import RunInputs, choose_label
+
+    spec = get_spec(model_arg)
+    image = load_image_arg(image_arg)
+    x = to_model_input(image, spec.input_shape, resize=spec.resize)
+    model = load_model(model_arg)
+    clean = predict_proba(model, x[None])[0]
+    y, source = choose_label(image.label, clean)
+    inputs = RunInputs(model_id=spec.id, image_name=image.name, image_id=image.sample_id or image_arg,
+                       digest=array_digest(x), label=y, label_source=source)
+    return spec, model, x, clean, inputs
+
+
+def _eps_arg(text: str) -> float:
+    try:
+        return parse_eps(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _one_line_errors(p: argparse.ArgumentParser) -> None:
+    """Usage errors of this sub-command as one line on stderr (exit 2), like every other CLI error."""
+
+    def error(message: str):
+        print(f"error: {p.prog.split()[-1]}: {' '.join(str(message).split())}", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = error  # type: ignore[method-assign]
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    _one_line_errors(p)
+    p.add_argument("--model", required=True, help="a model id (python -m explorer models)")
+    p.add_argument("--image", required=True, help="an image file, or a sample id such as digits:0 or photo:chelsea")
+    p.add_argument("--target", default=None, help="targeted attack: a class index or name (e.g. 23 or vulture)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _check_target(target: int | None, inputs: RunInputs, class_names: Sequence[str]) -> None:
+    if target is not None and target == inputs.label:
+        raise CLIError(f"target class {target} ({class_names[target]}) is the true class "
+                       f"({inputs.label_source}): pick another class for a targeted attack")
+
+
+@command("attack", "Attack one image and report the adversarial's prediction, its size and the 8-bit check.")
+def _attack(p: argparse.ArgumentParser):
+    _add_common(p)
+    p.add_argument("--attack", required=True, choices=registry.names())
+    p.add_argument("--eps", type=_eps_arg, default=None,
+                   help="the budget: 8/255 or 0.03 (L∞, pixel units); the L2 radius for L2 attacks "
+                        "(default: explorer.runs.rules.default_eps for the model; unused by minimal attacks)")
+    _add_params(p, sweep=False)
+    p.add_argument("--out", default=None, help="save the adversarial as a PNG here")
+
+    def run(a: argparse.Namespace) -> int:
+        from explorer.attacks.quantize import to_png_bytes
+        from explorer.runs import AttackRequest, PointChecksRequest, run
+
+        spec, model, x, clean, inputs = _prepare(a.model, a.image)
+        names = spec.class_names
+        target = parse_target(a.target, names)
+        _check_target(target, inputs, names)
+        aspec = registry.get(a.attack)
+        photo = rules.is_photo(spec)
+        eps = 0.0 if aspec.minimal else (a.eps if a.eps is not None else rules.default_eps(a.attack, photo))
+        config = _config_from_args(a, AttackConfig(attack=a.attack, eps=float(eps), target=target))
+        out = run(AttackRequest(spec.id, inputs.digest, inputs.label, config, None, x))
+        adv = out.adversarial
+        adv_probs = out.probs
+        checks = run(PointChecksRequest(spec.id, inputs.digest, out.adv_digest, inputs.label, target,
+                                        rules.noise_seed(config), None, x, adv))
+        metrics, eight, noise = checks.metrics, checks.eight_bit, checks.noise
+        rec = run_record(inputs, config, names, clean, adv_probs, metrics, eight, noise, success=out.success)
+        if a.out:
+            Path(a.out).write_bytes(to_png_bytes(adv))
+            rec["out"] = a.out
+        if a.json:
+            print(json.dumps(rec, indent=2))
+            return 0
+        lab = rec["labels"]
+        fmt = lambda e: eps_text(e, photo, a.attack)  # noqa: E731
+        budget = "minimal perturbation" if aspec.minimal else f"ε = {fmt(config.eps)}"
+        print(f"{aspec.label} on {spec.name}, {inputs.image_name}, {budget}")
+        print(f"true class: {lab['true']['name']} ({inputs.label_source}); clean prediction: "
+              f"{lab['clean_prediction']['name']} ({clean[int(np.argmax(clean))] * 100:.2f}%)")
+        goal = f" (target {lab['target']['name']})" if target is not None else ""
+        print(f"adversarial: {lab['adversarial_prediction']['name']} ({adv_probs.max() * 100:.2f}%){goal} -> "
+              + ("attack succeeded" if rec["success"] else "attack failed"))
+        pt = rec["perturbation"]
+        psnr = "inf" if pt["psnr_db"] is None else f"{pt['psnr_db']:.2f} dB"
+        print(f"perturbation: L∞ {pt['linf']:.5f}, L2 {pt['l2']:.5f}, PSNR {psnr}, SSIM {pt['ssim']:.4f}")
+        e8 = rec["eight_bit"]
+        print(f"8-bit PNG: {e8['prediction']['name']} ({e8['probability'] * 100:.2f}%) -> "
+              + ("the flip survives saving" if e8["survives"] else
+                 ("the flip does NOT survive saving" if rec["success"] else "no flip to keep")))
+        nb = rec["noise_baseline"]
+        print(f"random ±{nb['linf']:.4g} noise ({nb['draws']} draws): label moved in "
+              f"{nb['flip_rate'] * nb['draws']:.0f}/{nb['draws']}, mean p(true) {nb['mean_true_prob'] * 100:.1f}%")
+        rows = [[r["name"], f"{r['probability'] * 100:.2f}%", f"{c['name']}", f"{c['probability'] * 100:.2f}%"]
+                for r, c in zip(rec["probabilities"]["adversarial_top5"], rec["probabilities"]["clean_top5"])]
+        print(_table(rows, ["adversarial", "prob", "clean", "prob"]))
+        if a.out:
+            print(f"saved {a.out}")
+        return 0
+
+    return run
+
+
+@command("sweep", "Attack one image over a grid of ε: the flip ε and the confidence table.")
+def _sweep(p: argparse.ArgumentParser):
+    _add_common(p)
+    p.add_argument("--attack", required=True, choices=registry.budget_names())
+    p.add_argument("--eps-max", type=_eps_arg, default=None,
+                   help="the grid's largest ε (default 16/255 photos, 0.5 digits; L2: 1 photos, 2 digits)")
+    p.add_argument("--n", type=int, default=GRID_POINTS, help=f"grid points from 0 (default {GRID_POINTS})")
+    p.add_argument("--alpha-frac", type=float, default=None,
+                   help="step size as a fraction of each ε (default: 2.5/steps for PGD, 1/steps for BIM, MI-FGSM)")
+    _add_params(p, sweep=True)
+
+    def run(a: argparse.Namespace) -> int:
+        from explorer.runs import SweepRequest, run
+
+        spec, model, x, clean, inputs = _prepare(a.model, a.image)
+        names = spec.class_names
+        target = parse_target(a.target, names)
+        _check_target(target, inputs, names)
+        photo = rules.is_photo(spec)
+        grid = eps_grid(a.attack, photo, spec.input_shape, a.eps_max, a.n)
+        config = sweep_config(a.attack, grid[-1], alpha_frac=a.alpha_frac, target=target)
+        config = _config_from_args(a, config, sweep=True)
+        sw = run(SweepRequest(spec.id, inputs.digest, inputs.label, config, grid, None, x))
+        params = parameters(config)
+        params.pop("eps", None)
+        params.update(eps_max=grid[-1], n=len(grid))
+        if not registry.get(a.attack).direction:
+            params.pop("alpha", None)
+            params["alpha_frac"] = alpha_fraction(a.attack, config.steps, config.eps, config.alpha)
+        if a.json:
+            print(json.dumps({
+                "model": inputs.model_id, "image": {"name": inputs.image_name, "id": inputs.image_id,
+                                                    "digest": inputs.digest},
+                "attack": a.attack, "parameters": params, "norm": norm_name(a.attack),
+                "label": {"class": inputs.label, "name": names[inputs.label], "source": inputs.label_source},
+                "target": target, "flip_eps": sw.flip_eps,
+                "flip_bracket": None if sw.flip_bracket is None else list(sw.flip_bracket),
+                "flip_class": None if sw.flip_class is None else {"class": sw.flip_class,
+                                                                  "name": names[sw.flip_class]},
+                "eps": sw.eps.tolist(), "pred": sw.pred.tolist(), "true_prob": sw.true_prob.tolist(),
+                "flip_prob": sw.flip_prob.tolist(), "margin": sw.margin.tolist(),
+                "flipped": sw.flipped.tolist(),
+            }, indent=2))
+            return 0
+        fmt = lambda e: eps_text(e, photo, a.attack)  # noqa: E731
+        goal = f"reaches {names[target]}" if target is not None else "changes"
+        print(f"{registry.get(a.attack).label} on {spec.name}, {inputs.image_name}: true class {names[inputs.label]} "
+              f"({inputs.label_source}), {len(grid)} ε from 0 to {fmt(grid[-1])}")
+        if sw.flip_eps is None:
+            print(f"flip ε: none (the label never {goal} up to ε = {fmt(grid[-1])})")
+        else:
+            print(f"flip ε: {sw.flip_eps:.6g} ({fmt(sw.flip_eps)}), where the label {goal}: "
+                  f"{names[inputs.label]} -> {names[sw.flip_class]}")
+        flip_name = names[sw.flip_class] if sw.flip_class is not None else "-"
+        rows = [[f"{e:.5f}", fmt(e), names[int(sw.pred[i])], f"{sw.true_prob[i] * 100:.2f}%",
+                 f"{sw.flip_prob[i] * 100:.2f}%", f"{sw.margin[i]:+.3f}", "yes" if sw.flipped[i] else ""]
+                for i, e in enumerate(sw.eps)]
+        print(_table(rows, ["eps", "eps (human)", "prediction", f"p({names[inputs.label]})", f"p({flip_name})",
+                            "margin", "flipped"]))
+        return 0
+
+    return run
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description="Adversarial Explorer command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,12 +445,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_command_modules() -> None:
-    """Import modules that register more commands (attack, sweep, ...) if they exist."""
-    import importlib
-
-    for name in ("explorer.attacks.cli",):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    """Every command is registered in this module (attack and sweep included)."""

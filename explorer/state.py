@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from explorer.attacks.cli import eps_text, norm_name, parse_eps
+from explorer.runs.rules import eps_text, norm_name, parse_eps
 from explorer.attacks.config import ATTACKS, check_steps, eps_upper
 from explorer.device import available_devices
 from explorer.digest import array_digest

@@ -9,38 +9,16 @@ import numpy as np
 import streamlit as st
 
 from explorer import caching, state
-from explorer.attacks import ATTACK_NAMES, ATTACKS, GRADIENT_ATTACKS, MINIMAL_ATTACKS, alpha_fraction, check_config
-from explorer.attacks import cli as rules
+from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, alpha_fraction, check_config, registry
 from explorer.attacks.config import max_steps_allowed
+from explorer.runs import rules
 from explorer.attacks.quantize import to_png_bytes
 from explorer.caching import attacks as attack_cache
-from explorer.digest import array_digest
 from explorer.plots.attacks import Curve, confidence_figure, perturbation_image, short_name, trace_figure
 from explorer.plots.images import topk_bars, upscale
 
 PLOT_CONFIG = {"displayModeBar": False}
 IMG_SIDE = 280
-PAPERS = {
-    "fgsm": ("Goodfellow et al., 2015", "https://arxiv.org/abs/1412.6572"),
-    "bim": ("Kurakin et al., 2016", "https://arxiv.org/abs/1607.02533"),
-    "pgd": ("Madry et al., 2018", "https://arxiv.org/abs/1706.06083"),
-    "pgd-l2": ("Madry et al., 2018", "https://arxiv.org/abs/1706.06083"),
-    "mifgsm": ("Dong et al., 2018", "https://arxiv.org/abs/1710.06081"),
-    "deepfool": ("Moosavi-Dezfooli et al., 2016", "https://arxiv.org/abs/1511.04599"),
-    "cw": ("Carlini & Wagner, 2017", "https://arxiv.org/abs/1608.04644"),
-}
-WHAT = {
-    "fgsm": "one gradient, one step of size ε along its sign: every pixel moves by exactly ±ε.",
-    "bim": "FGSM repeated in small steps of α, clipped back into the ε-box after each step.",
-    "pgd": "BIM from a random start inside the ε-box: the standard strong L∞ attack.",
-    "pgd-l2": "PGD whose steps follow the gradient's direction and whose budget ε bounds the L2 length of the "
-              "whole perturbation (a few pixels may move a lot).",
-    "mifgsm": "BIM with momentum μ: the step follows a running average of normalised gradients.",
-    "deepfool": "walks to the nearest linearised decision boundary: no budget, it finds a small L2 perturbation.",
-    "cw": "optimises ‖δ‖₂² + c·(margin) with Adam: no budget, it finds a small L2 perturbation.",
-}
-
-
 # ---------------------------------------------------------------------------------------------- helpers
 
 
@@ -58,14 +36,6 @@ def card(col, label: str, value: str, note: str) -> None:
     col.markdown(f":gray[{label}]\n#### {value}\n{note}")
 
 
-def default_eps(attack: str, photo: bool) -> float:
-    """Where the slider starts: past the flip for the default digit (so a new user sees one), and an L2 radius
-    of 0.5."""
-    if rules.norm_name(attack) == "l2":
-        return 0.5
-    return 8 / 255 if photo else 0.15
-
-
 def starting_eps(raw: str | None, attack: str, photo: bool, scale: str, top_choices: tuple[float, ...],
                  input_shape) -> float:
     """The ε the slider starts at: the shared value (validated), or the default for this scale.
@@ -73,7 +43,7 @@ def starting_eps(raw: str | None, attack: str, photo: bool, scale: str, top_choi
     The shared ε is reset to the default when the page itself wrote it under another scale (digits vs photos,
     L∞ vs L2): the number would mean something else now.
     """
-    fallback = default_eps(attack, photo)
+    fallback = rules.default_eps(attack, photo)
     last = st.session_state.get("as_last")
     if last is not None and last[0] == raw and last[1] != scale:
         return fallback
@@ -91,7 +61,7 @@ sel = state.sidebar()
 model = caching.require_model(sel.model_id, sel.device)
 spec = sel.spec
 names = spec.class_names
-photo = spec.is_photo_model
+photo = rules.is_photo(spec)
 kind = rules.kind_of(photo)
 on_gpu = str(getattr(model, "device", "cpu")).startswith("cuda")
 
@@ -143,9 +113,11 @@ with st.container(border=True):
     elif attack == "cw":
         cw_c = c3.number_input("Constant c", 0.01, 100.0, 1.0, step=0.5, key="as_cw_c",
                                help="The trade-off between a small ‖δ‖₂ and a large margin (binary-searched).")
-    if attack in ("pgd", "pgd-l2"):
+    aspec = registry.get(attack)
+    if aspec.has("random_start"):
         random_start = c4.toggle("Random start", value=True, key="as_random_start",
                                  help="Start from a uniformly random point in the ε-ball (Madry et al.).")
+    if aspec.has("seed"):
         pgd_seed = int(c5.number_input("Seed", 0, 2**31 - 1, 0, key="as_seed", disabled=not random_start,
                                        help="The random start is drawn from torch.Generator().manual_seed(seed)."))
     elif attack == "mifgsm":
@@ -154,6 +126,24 @@ with st.container(border=True):
     elif attack == "cw":
         cw_steps = int(c4.number_input("Adam steps", 1, max_steps_allowed(), min(100, max_steps_allowed()),
                                        key="as_cw_steps", help="Optimisation steps per binary-search round (3)."))
+
+    # the attack's own parameters that have no widget above (read from its registry spec: e.g. APGD's)
+    shown_params = {"steps", "alpha", "random_start", "seed", "momentum", "overshoot", "c", "adam_steps"}
+    extra_params = {}
+    for prm in (p for p in aspec.params if p.field is None and p.name not in shown_params):
+        low, high = prm.bounds()
+        if prm.kind == "int":
+            extra_params[prm.name] = int(st.number_input(prm.label, int(low), int(high), int(prm.default),
+                                                         key=f"as_p_{attack}_{prm.name}", help=prm.help))
+        else:
+            extra_params[prm.name] = float(st.number_input(prm.label, float(low), float(high), float(prm.default),
+                                                           step=prm.step, key=f"as_p_{attack}_{prm.name}",
+                                                           help=prm.help))
+    mom = aspec.param("momentum")
+    if mom is not None and mom.field is None:  # a momentum of the attack's own (APGD's), not MI-FGSM's μ
+        extra_params["momentum"] = float(c4.number_input(mom.label, float(mom.low), float(mom.high),
+                                                         float(mom.default), step=mom.step,
+                                                         key=f"as_p_{attack}_momentum", help=mom.help))
 
     t1, t2, t3 = st.columns([1.1, 3, 2], vertical_alignment="bottom")
     targeted = t1.toggle("Targeted", key="as_targeted",
@@ -176,12 +166,7 @@ if target is not None and target == y:
     target = None
 
 fmt = lambda e: rules.eps_text(e, photo, attack)  # noqa: E731
-if norm == "l2":
-    eps_label = "ε: the L2 radius of the whole perturbation (pixel units, images in [0, 1])"
-elif photo:
-    eps_label = "ε in k/255: the most any pixel may change (L∞)"
-else:
-    eps_label = "ε in pixel units: the most any pixel may change (L∞, images in [0, 1])"
+eps_label = rules.eps_label(attack, photo)
 
 # ---- compute: a cached sweep (gradient attacks) or one cached minimal attack ----------------------------
 sw = other_sw = result = None
@@ -189,7 +174,7 @@ grid: tuple[float, ...] = ()
 try:
     if minimal:
         config = rules.minimal_config(attack, steps=steps, overshoot=overshoot, cw_c=cw_c, cw_steps=cw_steps,
-                                      target=target)
+                                      target=target, params=extra_params)
         check_config(config, len(names), y, input_shape=spec.input_shape)
         result = attack_cache.attack(sel.model_id, sel.digest, y, config, sel.device, sel.x)
         eps = eps0  # not used by a minimal attack; kept in the shared link for the other pages
@@ -197,10 +182,10 @@ try:
     else:
         grid = rules.eps_grid(attack, photo, spec.input_shape, eps_max)
         config = rules.sweep_config(attack, grid[-1], steps=steps, alpha_frac=alpha_frac, random_start=random_start,
-                                    seed=pgd_seed, decay=decay, target=target)
+                                    seed=pgd_seed, decay=decay, target=target, params=extra_params)
         check_config(config, len(names), y, input_shape=spec.input_shape)
         sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, config, grid, sel.device, sel.x,
-                                    keep_images=attack != "fgsm")
+                                    keep_images=not aspec.direction)
         slider_key = f"as_eps_{scale}_{eps_max:.6g}"
         state.seed_widget(slider_key, grid[int(np.abs(np.asarray(grid) - eps0).argmin())])
         eps = float(st.select_slider(eps_label, options=grid, key=slider_key, format_func=fmt,
@@ -221,23 +206,24 @@ st.session_state["as_last"] = (shared_eps, scale)
 
 # ---- the adversarial at this ε ------------------------------------------------------------------------
 if minimal:
-    adv = result.adversarial[0].detach().cpu().numpy().astype(np.float32)
-    adv_probs = result.probs[0]
+    adv = result.adversarial
+    adv_probs = result.probs
 else:
     adv = sw.image_at(sel.x, eps)
     adv_probs = sw.probs[i]
 adv_pred = int(np.argmax(adv_probs))
 success = adv_pred == target if target is not None else adv_pred != y
 delta = adv - sel.x
-checks = attack_cache.point_checks(sel.model_id, sel.digest, array_digest(adv), y, target, point.seed, sel.device,
-                                   sel.x, adv)
+adv_digest = result.adv_digest if minimal else sw.image_digest_at(sel.x, eps)
+checks = attack_cache.point_checks(sel.model_id, sel.digest, adv_digest, y, target, rules.noise_seed(point),
+                                   sel.device, sel.x, adv)
 m = checks.metrics
 
 if not minimal:
     st.caption(f"Grid ε used: **{fmt(eps)}** = {eps:.6g} in [0, 1] pixel units (point {i + 1} of {len(grid)}, "
-               f"spacing {fmt(grid[1])}). {ATTACK_NAMES[attack]}: {WHAT[attack]}")
+               f"spacing {fmt(grid[1])}). {ATTACK_NAMES[attack]}: {registry.get(attack).summary}")
 else:
-    st.info(f"{ATTACK_NAMES[attack]} {WHAT[attack]} It has no ε slider: the smallest perturbation it found is "
+    st.info(f"{ATTACK_NAMES[attack]} {registry.get(attack).summary} It has no ε slider: the smallest perturbation it found is "
             f"L2 = {m.l2:.4f}, L∞ = {m.linf:.4f}" + (f" ({m.linf * 255:.2f}/255)." if photo else "."))
 
 # ---- summary cards ------------------------------------------------------------------------------------
@@ -292,9 +278,8 @@ st.caption(f"The five most likely classes, probability in %. Red: the true class
 # ---- confidence vs ε ----------------------------------------------------------------------------------
 if not minimal:
     st.subheader("Confidence against ε")
-    to_x = (lambda e: np.asarray(e) * 255) if photo and norm == "linf" else (lambda e: np.asarray(e))
-    x_title = ("ε (k/255, L∞)" if photo and norm == "linf" else
-               "ε (L2 radius, pixel units)" if norm == "l2" else "ε (pixel units, L∞)")
+    x_scale, x_title, x_suffix = rules.eps_axis(attack, photo)
+    to_x = lambda e: np.asarray(e) * x_scale  # noqa: E731
     flip_cls = sw.flip_class if sw.flip_class is not None else y
     main_curve = Curve(ATTACK_NAMES[attack], to_x(sw.eps), sw.true_prob, sw.flip_prob, sw.margin,
                        None if sw.flip_eps is None else float(to_x(sw.flip_eps)))
@@ -317,8 +302,7 @@ if not minimal:
             except (ValueError, RuntimeError) as exc:
                 st.warning(f"{ATTACK_NAMES[other]} could not run: {one_line(exc)}")
     fig = confidence_figure(main_curve, short_name(names[y]), short_name(names[flip_cls]), float(to_x(eps)),
-                            x_title, other_curve, x_fmt=lambda v: f"{v:.3g}" + ("/255" if photo and norm == "linf"
-                                                                              else ""))
+                            x_title, other_curve, x_fmt=lambda v: f"{v:.3g}" + x_suffix)
     st.plotly_chart(fig, width="stretch", config=PLOT_CONFIG, key="as_confidence")
     goal = f"the target {short_name(names[flip_cls])}" if target is not None else \
         f"the class it flips to ({short_name(names[flip_cls])})"
@@ -419,6 +403,6 @@ d3.caption("The PNG is the 8-bit image of the check above. The JSON record holds
            "command below reproduces this result from the command line"
            + ("." if sel.image.sample_id else " (with your image file in place of IMAGE.png)."))
 st.code(record["command"], language="bash", wrap_lines=True)
-paper, url = PAPERS[attack]
+paper, url = registry.get(attack).paper, registry.get(attack).url
 st.caption(f"{ATTACK_NAMES[attack]}: [{paper}]({url}). Sweeps and attacks are cached per model, image digest and "
            "settings: moving the ε slider never recomputes them.")

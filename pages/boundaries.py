@@ -403,7 +403,7 @@ def slices_tab(sel: state.Selection) -> None:
     fg = attack_cache.attack(sel.model_id, sel.digest, int(label), AttackConfig("fgsm", eps=config.eps),
                              sel.device, sel.x)
     pg = attack_cache.attack(sel.model_id, sel.digest, int(label), bcache.pgd_config(config.eps), sel.device, sel.x)
-    fg_pred, pg_pred = int(fg.pred[0]), int(pg.pred[0])
+    fg_pred, pg_pred = fg.pred, pg.pred
     off_pgd = sl.off_plane["PGD"]
     markers = {"FGSM": sl.markers["FGSM"],
                ("PGD" if off_pgd < 0.01 else "PGD (projected)"): sl.markers["PGD"]}
@@ -426,9 +426,9 @@ def slices_tab(sel: state.Selection) -> None:
         at_eps = f"ε = {fmt(round(eps_d, 3))}"
         picture(sel.x, f"original (centre ☆): “{names[pred]}” ({probs[pred] * 100:.0f}%)"
                 + (f", true “{names[label]}”" if sel.label is not None and label != pred else ""))
-        picture(fg.adversarial[0].detach().cpu().numpy(),
+        picture(fg.adversarial,
                 f"FGSM ✕, {at_eps}: “{names[fg_pred]}” ({flip(fg_pred)})")
-        picture(pg.adversarial[0].detach().cpu().numpy(),
+        picture(pg.adversarial,
                 f"PGD-{bcache.PGD_STEPS} ◆, {at_eps}: “{names[pg_pred]}” ({flip(pg_pred)})")
     st.caption(
         f"Each cell is one image x + a·d₁ + b·d₂ (pixels clipped to [0, 1]), coloured by the class the model "

@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import caching, state
+from explorer.runs import rules
 from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, AttackConfig, check_config
 from explorer.attacks.config import max_steps_allowed
 from explorer.attributions import (
@@ -23,40 +24,10 @@ from explorer.attributions import (
 )
 from explorer.caching import attacks as attack_cache
 from explorer.caching import attributions as attr_cache
-from explorer.digest import array_digest
-from explorer.images import to_model_input
 from explorer.models import ModelUnavailable, Status, availability, get_spec, list_specs
 from explorer.plots.attributions import channel_figure, grid_figure, perturbation_figure
 
 PLOT_CONFIG = {"displayModeBar": False}
-
-# What the numbers on each method's colour bar are.
-UNITS = {
-    "saliency": "|∂ logit / ∂ pixel|",
-    "signed_gradient": "∂ logit / ∂ pixel",
-    "gradient_x_input": "pixel × ∂ logit / ∂ pixel (logit)",
-    "smoothgrad": "mean ∂ logit / ∂ pixel",
-    "integrated_gradients": "contribution (logit)",
-    "gradcam": "Grad-CAM (logit / activation)",
-    "occlusion": "drop in probability",
-}
-READING = {
-    "saliency": "Bright cells are pixels where a small change moves the class's logit the most (max over "
-                "channels). It says *sensitive*, not *important*: a black background pixel can be bright.",
-    "signed_gradient": "Red: brightening the pixel raises the class's logit; blue: brightening lowers it. "
-                       "FGSM steps along the sign of this map (for the loss, i.e. against the true class).",
-    "gradient_x_input": "Gradient times the pixel's value: a first-order estimate of each pixel's contribution "
-                        "compared with a black image. Black pixels (value 0) get exactly 0.",
-    "smoothgrad": "The gradient averaged over noisy copies: the same colours as the signed gradient, with less "
-                  "speckle. More samples: smoother and slower; larger σ: coarser.",
-    "integrated_gradients": "Each pixel's share of logit(image) − logit(baseline); red pixels push the class up, "
-                            "blue pull it down, and the whole map sums to that difference (completeness).",
-    "gradcam": "Where the chosen convolutional layer's features that support the class are active (ReLU: "
-               "only positive evidence). Coarse: the layer's grid upsampled to the image.",
-    "occlusion": "How much the class's probability drops when a square around the pixel is hidden (red: "
-                 "hiding it hurts the class, blue: hiding it helps). Needs one forward pass per position.",
-}
-
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -69,7 +40,7 @@ def short(name: str, n: int = 18) -> str:
 def attack_controls(photo: bool, class_names: tuple[str, ...], input_shape: tuple[int, ...]) -> AttackConfig:
     """The expander with the shared attack settings; writes them back to the URL and the session."""
     kind = "photo" if photo else "small"
-    default_eps = 8 / 255 if photo else 0.15
+    default_eps = rules.default_eps(state.shared_value("attack") or "fgsm", photo)
     shared = state.read_shared_attack(photo=photo, input_shape=input_shape, default_eps=default_eps,
                                       num_classes=len(class_names))
     eps = shared.eps
@@ -235,7 +206,7 @@ except ValueError as exc:
         check_config(untargeted, len(names), y, input_shape=spec.input_shape)
         config, instead = untargeted, "running it untargeted instead"
     except ValueError:
-        config = AttackConfig(attack="fgsm", eps=8 / 255 if photo else 0.15)
+        config = AttackConfig(attack="fgsm", eps=rules.default_eps("fgsm", photo))
         instead = f"showing untargeted FGSM at ε = {config.eps:.4g} instead"
     st.warning(f"{' '.join(str(exc).split())}; {instead}.")
 
@@ -245,9 +216,8 @@ try:
 except (ValueError, RuntimeError) as exc:
     st.error(f"The attack failed: {' '.join(str(exc).split())}")
     st.stop()
-adv = result.adversarial[0].detach().cpu().numpy().astype(np.float32)
-adv_probs = result.probs[0] if result.probs is not None else \
-    caching.probabilities(sel.model_id, array_digest(adv), sel.device, adv[None])[0]
+adv = result.adversarial
+adv_probs = result.probs
 adv_pred = int(adv_probs.argmax())
 flipped = adv_pred != y
 if flipped:
@@ -255,7 +225,7 @@ if flipped:
 else:
     order = [int(i) for i in np.argsort(-adv_probs) if int(i) != y]
     flip = order[0]
-adv_digest = array_digest(adv)
+adv_digest = result.adv_digest
 delta = adv - sel.x
 
 eps_label = ("minimal" if config.attack in MINIMAL_ATTACKS else
@@ -302,15 +272,15 @@ if maps_ok:
               f"adversarial · true class<br>{short(names[y])} ({pa[y] * 100:.0f}%)",
               f"adversarial · flip class<br>{short(names[flip])} ({pa[flip] * 100:.0f}%)"]
     fig = grid_figure([sel.x] * 3 + [adv] * 3, [blank, shown[0], shown[1], blank, shown[2], shown[3]], titles,
-                      signed=info.signed, opacity=opacity, cols=3, colorbar_title=UNITS[method], panel_height=300)
+                      signed=info.signed, opacity=opacity, cols=3, colorbar_title=info.units, panel_height=300)
     st.plotly_chart(tidy(fig), width="stretch", config=PLOT_CONFIG, key="gm_grid")
     colours = ("Diverging colours centred on zero: **red** raises the class's score, **blue** lowers it, "
                "near-zero values are see-through." if info.signed else
                "Colours run from see-through (≈ 0) through red to pale yellow (largest).")
-    st.markdown(f"**How to read it.** {READING[method]} {colours} Rows: the clean image and the adversarial "
+    st.markdown(f"**How to read it.** {info.reading} {colours} Rows: the clean image and the adversarial "
                 "image (what the model sees after the attack); columns: the image, the map for the true class, "
                 "the map for the flip class. All four maps share one colour scale "
-                f"({UNITS[method]}; the bar stops at the 99.5th percentile), so brightness compares across "
+                f"({info.units}; the bar stops at the 99.5th percentile), so brightness compares across "
                 "panels. Percentages: the model's probability for that class on that image.")
     st.caption("Every map explains a class's **logit** (the score before softmax); occlusion measures "
                "probability. Maps are computed on the model's own input "
@@ -411,8 +381,7 @@ else:
         except (ModelUnavailable, ValueError) as exc:
             notes.append(f"{mspec.name}: skipped ({' '.join(str(exc).split())})")
             continue
-        xm = sel.x if mid == sel.model_id else to_model_input(sel.image, mspec.input_shape, resize=mspec.resize)
-        dm = sel.digest if mid == sel.model_id else array_digest(xm)
+        xm, dm = (sel.x, sel.digest) if mid == sel.model_id else caching.model_input(sel.image, mid)
         pm = caching.probabilities(mid, dm, sel.device, xm[None])[0]
         ym = y if mid == sel.model_id else (
             int(sel.label) if sel.label is not None and mspec.class_names == names else int(pm.argmax()))

@@ -6,7 +6,6 @@ import streamlit as st
 from explorer import caching, state
 from explorer.attacks import AttackConfig, default_eps_grid
 from explorer.caching.attacks import eps_sweep
-from explorer.digest import array_digest
 from explorer.models import accuracy
 from explorer.plots.images import topk_bars, upscale
 
@@ -39,7 +38,7 @@ if sw.flip_eps is not None and sw.direction is not None:
     wrong = np.flatnonzero(sw.flipped & (sw.probs.max(1) >= 0.9) & (sw.eps >= flip))
     eps = float(sw.eps[wrong[0]]) if len(wrong) else float(sw.eps[-1])
     adv = sw.image_at(sel.x, eps)
-    adv_probs = caching.probabilities(sel.model_id, array_digest(adv), sel.device, adv[None])[0]
+    adv_probs = caching.probabilities(sel.model_id, sw.image_digest_at(sel.x, eps), sel.device, adv[None])[0]
     adv_pred = int(adv_probs.argmax())
     delta = adv - sel.x
     with cols[0]:

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import caching, state
+from explorer.runs import rules
 from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, AttackConfig, check_config, to_png_bytes
 from explorer.attacks.config import max_steps_allowed
 from explorer.caching import projections as pcache
@@ -94,7 +95,7 @@ def pick_n(dataset: str) -> int | None:
 
 def pick_attack(cols, photo: bool, input_shape: tuple[int, ...]) -> AttackConfig:
     kind = "photo" if photo else "small"
-    default_eps = 8 / 255 if photo else 0.15
+    default_eps = rules.default_eps(state.shared_value("attack") or "fgsm", photo)
     shared = state.read_shared_attack(photo=photo, input_shape=input_shape, default_eps=default_eps)
     eps = shared.eps
     if st.session_state.get("pj_kind") not in (None, kind):

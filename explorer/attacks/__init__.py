@@ -25,10 +25,6 @@ import torch
 from explorer.attacks._common import LabelLike
 from explorer.attacks.bim import bim
 from explorer.attacks.config import (
-    ATTACK_NAMES,
-    ATTACKS,
-    GRADIENT_ATTACKS,
-    MINIMAL_ATTACKS,
     AttackConfig,
     alpha_fraction,
     check_config,
@@ -45,6 +41,14 @@ from explorer.attacks.pgd import pgd
 from explorer.attacks.quantize import EightBitCheck, eight_bit_check, quantize, to_png_bytes, to_uint8
 from explorer.attacks.result import AttackResult, AttackTrace
 from explorer.attacks.sweep import SweepResult, default_eps_grid, sweep
+from explorer.attacks import registry  # noqa: E402  (after the attack modules: discovery finds the rest)
+from explorer.attacks.registry import AttackSpec, Param
+
+registry.discover()
+ATTACKS: tuple[str, ...] = registry.names()
+GRADIENT_ATTACKS: tuple[str, ...] = registry.budget_names()  # the ones a sweep runs
+MINIMAL_ATTACKS: tuple[str, ...] = registry.minimal_names()  # minimal-perturbation: eps is not a budget
+ATTACK_NAMES: dict[str, str] = registry.labels()
 
 
 def _true_label(y: LabelLike) -> int | None:
@@ -63,29 +67,16 @@ def run_attack(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLik
         config: the attack and its parameters (``config.target``: a targeted attack towards that class).
     """
     k = getattr(model, "num_classes", None)
-    shape = tuple(torch.as_tensor(x).shape[-3:]) if hasattr(x, "shape") else None
+    shape = tuple(torch.as_tensor(x).shape[1:]) if hasattr(x, "shape") and len(x.shape) > 1 else None
+    if shape is not None and len(x.shape) == 3:
+        shape = tuple(x.shape)
     check_config(config, k, _true_label(y), input_shape=shape)
-    c = config
-    a = c.attack
-    if a == "fgsm":
-        return fgsm(model, x, y, c.eps, target=c.target, trace=trace)
-    if a == "bim":
-        return bim(model, x, y, c.eps, steps=c.steps, alpha=c.alpha, target=c.target, trace=trace)
-    if a in ("pgd", "pgd-l2"):
-        return pgd(model, x, y, c.eps, steps=c.steps, alpha=c.alpha, norm="linf" if a == "pgd" else "l2",
-                   random_start=c.random_start, seed=c.seed, target=c.target, trace=trace)
-    if a == "mifgsm":
-        return mifgsm(model, x, y, c.eps, steps=c.steps, alpha=c.alpha, decay=c.decay, target=c.target, trace=trace)
-    if a == "deepfool":
-        return deepfool(model, x, y, steps=c.steps, overshoot=c.overshoot, candidates=c.candidates,
-                        target=c.target, trace=trace)
-    return carlini_wagner(model, x, y, c=c.cw_c, kappa=c.cw_kappa, steps=c.cw_steps, lr=c.cw_lr,
-                          search_steps=c.cw_search_steps, target=c.target, trace=trace)
+    return registry.get(config.attack).run(model, x, y, config, trace=trace)
 
 
 __all__ = [
     "ATTACKS", "ATTACK_NAMES", "GRADIENT_ATTACKS", "MINIMAL_ATTACKS", "L2", "L2_NORM", "LINF", "AttackConfig",
-    "AttackResult", "AttackTrace", "EightBitCheck", "ImageMetrics", "Linf", "NoiseBaseline", "Norm", "SweepResult",
+    "AttackResult", "AttackSpec", "AttackTrace", "Param", "EightBitCheck", "ImageMetrics", "Linf", "NoiseBaseline", "Norm", "SweepResult",
     "alpha_fraction", "bim", "carlini_wagner", "check_config", "default_alpha", "default_eps_grid", "deepfool",
     "eight_bit_check", "fgsm", "get_norm", "image_metrics", "l2", "linf", "mifgsm", "noise_baseline", "pgd",
     "psnr", "quantize", "run_attack", "sign_noise", "ssim", "sweep", "to_png_bytes", "to_uint8",

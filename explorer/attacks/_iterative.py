@@ -45,8 +45,13 @@ def random_start_point(x: torch.Tensor, eps_r: float | torch.Tensor, norm: Norm,
 def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch.Tensor,
                   target: torch.Tensor | None, eps: np.ndarray, alpha: np.ndarray, steps: int, norm: Norm, *,
                   random_start: bool = False, seed: int | None = None, generator: torch.Generator | None = None,
-                  decay: float | None = None, shared_start: bool = False, trace: bool = True) -> AttackResult:
-    """Run the loop on prepared inputs (see ``explorer.attacks._common.prepare``)."""
+                  decay: float | None = None, shared_start: bool = False, trace: bool = True,
+                  start: torch.Tensor | None = None) -> AttackResult:
+    """Run the loop on prepared inputs (see ``explorer.attacks._common.prepare``).
+
+    ``start``: an explicit first iterate (N x ... like ``x``), projected onto the ε-ball and [0, 1]; it
+    replaces the random start (an oracle comparison of random-start PGD passes the peer's own draw).
+    """
     view = (-1,) + (1,) * (x.dim() - 1)
     if len(eps) and np.all(eps == eps[0]) and np.all(alpha == alpha[0]):
         # one ε for every row: Python scalars, op for op the peers' arithmetic (a scalar is rounded to
@@ -58,7 +63,9 @@ def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch
         alpha_r = rows(alpha, x).reshape(view)
     rec = Recorder(trace, x, y, target)
     with grad_mode():
-        if random_start:
+        if start is not None:
+            adv = torch.clamp(x + norm.project(start.to(x) - x, eps_r), min=0, max=1)
+        elif random_start:
             adv = random_start_point(x, eps_r, norm, generator_for(seed, generator), shared_start)
         else:
             adv = x.clone()
@@ -84,3 +91,23 @@ def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch
             delta = norm.project(adv - x, eps_r)
             adv = torch.clamp(x + delta, min=0, max=1)
     return finish(model, attack, x, adv, y, target, eps, rec, trace)
+
+
+def iterative_rows(attack: str, norm: str, *, seeded: bool = False, momentum: bool = False):
+    """The sweep adapter of an attack that runs this loop: one image repeated once per ε (``x``: E rows), each
+    row with its own ε and ``α = alpha_fraction · ε``; the random start (``seeded``) shares one unit draw across
+    rows, so row i equals a separate call at ε_i."""
+    from explorer.attacks.config import alpha_fraction
+    from explorer.attacks.norms import get_norm
+
+    nm = get_norm(norm)
+
+    def rows_fn(model, x, y, target, eps: np.ndarray, config) -> torch.Tensor:
+        frac = alpha_fraction(attack, config.steps, config.eps, config.alpha)
+        e = np.asarray(eps, np.float64)
+        res = run_iterative(model, attack, x, y, target, e, e * frac, config.steps, nm,
+                            random_start=seeded and config.random_start, seed=config.seed,
+                            decay=config.decay if momentum else None, shared_start=True, trace=False)
+        return res.adversarial
+
+    return rows_fn

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from explorer.attacks._common import EpsLike, LabelLike, l2_upper, prepare
-from explorer.attacks._iterative import run_iterative
+from explorer.attacks._iterative import iterative_rows, run_iterative
 from explorer.attacks.config import alpha_fraction, check_steps
 from explorer.attacks.norms import Norm, get_norm
+from explorer.attacks.registry import ALPHA, AttackSpec, register, steps_param
 from explorer.attacks.result import AttackResult
 
 
@@ -44,3 +45,16 @@ def bim(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps:
     p = prepare(model, x, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x))
     return run_iterative(model, "bim", p.x, p.y, p.target, p.eps, step_sizes("bim", p.eps, steps, alpha), steps,
                          nm, trace=trace)
+
+
+def _run(model, x, y, c, trace=True) -> AttackResult:
+    return bim(model, x, y, c.eps, steps=c.steps, alpha=c.alpha, target=c.target, trace=trace)
+
+
+SPEC = register(AttackSpec(
+    name="bim", label="BIM / I-FGSM", kind="budget", norm="linf", order=1,
+    paper="Kurakin et al., 2016", url="https://arxiv.org/abs/1607.02533",
+    summary="FGSM repeated in small steps of α, clipped back into the ε-box after each step.",
+    params=(steps_param(help_text="iterations"), ALPHA), cost=lambda c: c.steps + 2, run=_run,
+    rows=iterative_rows("bim", "linf"), alpha_fraction=lambda steps: 1.0 / steps, compare="fgsm",
+))

@@ -9,18 +9,28 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from explorer.config import get_settings
 
-ATTACKS: tuple[str, ...] = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm", "deepfool", "cw")
-GRADIENT_ATTACKS: tuple[str, ...] = ("fgsm", "bim", "pgd", "pgd-l2", "mifgsm")  # the ones a sweep runs
-MINIMAL_ATTACKS: tuple[str, ...] = ("deepfool", "cw")  # minimal-perturbation: eps is not a budget
-ATTACK_NAMES: dict[str, str] = {
-    "fgsm": "FGSM", "bim": "BIM / I-FGSM", "pgd": "PGD (L∞)", "pgd-l2": "PGD (L2)", "mifgsm": "MI-FGSM",
-    "deepfool": "DeepFool (L2)", "cw": "Carlini-Wagner (L2)",
-}
 MAX_CW_SEARCH_STEPS = 10
 MAX_CANDIDATES = 100
+
+
+def __getattr__(name: str):
+    """``ATTACKS``, ``GRADIENT_ATTACKS`` (the budget attacks a sweep runs), ``MINIMAL_ATTACKS`` and
+    ``ATTACK_NAMES`` are read from the registry (``explorer.attacks.registry``), never listed by hand."""
+    from explorer.attacks import registry
+
+    if name == "ATTACKS":
+        return registry.names()
+    if name == "GRADIENT_ATTACKS":
+        return registry.budget_names()
+    if name == "MINIMAL_ATTACKS":
+        return registry.minimal_names()
+    if name == "ATTACK_NAMES":
+        return registry.labels()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,8 @@ class AttackConfig:
     ``torch.Generator().manual_seed(seed)``. decay: MI-FGSM's momentum μ. target: a class index for a
     targeted attack, ``None`` for untargeted. overshoot, candidates: DeepFool. cw_*: Carlini-Wagner's
     trade-off constant c, Adam learning rate, steps per search, confidence κ and binary-search steps.
+    params: the parameters of attacks that have no field here, as sorted ``(name, value)`` pairs, validated
+    against the attack's ``Param`` list (``explorer.attacks.registry``): a new attack never edits this class.
     """
 
     attack: str = "fgsm"
@@ -50,6 +62,45 @@ class AttackConfig:
     cw_steps: int = 100
     cw_kappa: float = 0.0
     cw_search_steps: int = 3
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def value(self, name: str) -> Any:
+        """The value of the parameter ``name`` of this config's attack: its field, its ``params`` entry, or
+        the spec's default."""
+        from explorer.attacks import registry
+
+        spec = registry.get(self.attack)
+        p = spec.param(name)
+        if p is not None and p.field is not None:
+            return getattr(self, p.field)
+        for k, v in self.params:
+            if k == name:
+                return v
+        if p is None:
+            raise KeyError(f"{self.attack} has no parameter {name!r}")
+        return p.default
+
+    def with_params(self, **values: Any) -> AttackConfig:
+        """A copy with parameters set by name (fields or ``params`` entries; values equal to the spec's default
+        are dropped from ``params`` so equal settings have one digest)."""
+        from dataclasses import replace
+
+        from explorer.attacks import registry
+
+        spec = registry.get(self.attack)
+        fields: dict[str, Any] = {}
+        extra = dict(self.params)
+        for name, v in values.items():
+            p = spec.param(name)
+            if p is None:
+                raise ValueError(f"{spec.label} has no parameter {name!r}")
+            if p.field is not None:
+                fields[p.field] = v
+            elif v == p.default:
+                extra.pop(name, None)
+            else:
+                extra[name] = v
+        return replace(self, params=tuple(sorted(extra.items())), **fields)
 
 
 def default_alpha(attack: str, eps: float, steps: int) -> float:
@@ -66,11 +117,14 @@ def alpha_fraction(attack: str, steps: int, eps: float | None = None, alpha: flo
 
     With an explicit ``alpha`` (and ``eps > 0``) the fraction is ``alpha / eps``.
     """
+    from explorer.attacks import registry
+
     if alpha is not None and eps:
         return float(alpha) / float(eps)
-    if attack in ("pgd", "pgd-l2"):
-        return 2.5 / max(int(steps), 1)
-    if attack == "fgsm":
+    spec = registry.get(attack)
+    if spec.alpha_fraction is not None:
+        return float(spec.alpha_fraction(max(int(steps), 1)))
+    if spec.direction:
         return 1.0
     return 1.0 / max(int(steps), 1)
 
@@ -129,7 +183,9 @@ def check_target(target: int | None, true_label: int | None, num_classes: int | 
 
 def eps_upper(attack: str, input_shape: Sequence[int] | None = None) -> float:
     """The largest meaningful ε: 1 for L∞ (the whole pixel range); for L2 the cube's diagonal √(C·H·W)."""
-    if attack != "pgd-l2":
+    from explorer.attacks import registry
+
+    if registry.get(attack).norm != "l2" or registry.get(attack).minimal:
         return 1.0
     if input_shape is None:
         return 1e3
@@ -141,27 +197,29 @@ def eps_upper(attack: str, input_shape: Sequence[int] | None = None) -> float:
 
 def check_config(config: AttackConfig, num_classes: int | None = None, true_label: int | None = None,
                  max_steps: int | None = None, input_shape: Sequence[int] | None = None) -> None:
-    """Raise a one-line ``ValueError`` for settings no attack should run with."""
+    """Raise a one-line ``ValueError`` for settings no attack should run with.
+
+    Generic over the registry: ε against the attack's norm, every ``Param`` against its bounds (step counts
+    against the server's cap), unknown ``params`` refused, then the spec's own ``check`` and the target.
+    """
+    from explorer.attacks import registry
+
     c = config
-    if c.attack not in ATTACKS:
-        raise ValueError(f"unknown attack {c.attack!r}: choose one of {', '.join(ATTACKS)}")
+    spec = registry.get(c.attack)  # "unknown attack ..."
     check_eps(c.eps, "eps", upper=eps_upper(c.attack, input_shape))
-    cap = max_steps  # None: check_steps reads the server's cap (only for attacks that have steps)
-    if c.attack == "cw":
-        check_steps(c.cw_steps, cap, "cw_steps")
-        if not 1 <= c.cw_search_steps <= MAX_CW_SEARCH_STEPS:
-            raise ValueError(f"cw_search_steps must be between 1 and {MAX_CW_SEARCH_STEPS}, got {c.cw_search_steps}")
-        if not c.cw_c > 0 or not c.cw_lr > 0 or c.cw_kappa < 0:
-            raise ValueError("cw_c and cw_lr must be positive and cw_kappa non-negative")
-    elif c.attack != "fgsm":
-        check_steps(c.steps, cap)
+    known = {p.name for p in spec.params if p.field is None}
+    for name, _ in c.params:
+        if name not in known:
+            raise ValueError(f"{spec.label} has no parameter {name!r}"
+                             + (f" (its parameters: {', '.join(p.name for p in spec.params)})" if spec.params else ""))
+    for p in spec.params:
+        v = c.value(p.name)
+        if p.cap_steps:
+            check_steps(v, max_steps, p.field or p.name)
+        else:
+            p.check(v)
     if c.alpha is not None and not c.alpha > 0:
         raise ValueError(f"alpha must be positive, got {c.alpha}")
-    if c.decay < 0:
-        raise ValueError(f"decay must be non-negative, got {c.decay}")
-    if c.attack == "deepfool":
-        if not 2 <= c.candidates <= MAX_CANDIDATES:
-            raise ValueError(f"candidates must be between 2 and {MAX_CANDIDATES}, got {c.candidates}")
-        if c.overshoot < 0:
-            raise ValueError(f"overshoot must be non-negative, got {c.overshoot}")
+    if spec.check is not None:
+        spec.check(c, max_steps)
     check_target(c.target, true_label, num_classes)

@@ -20,6 +20,7 @@ import torch
 from explorer.attacks._common import LabelLike, Recorder, finish, grad_mode, margin, prepare, succeeded
 from explorer.attacks.config import MAX_CW_SEARCH_STEPS, check_steps
 from explorer.attacks.result import AttackResult
+from explorer.attacks.registry import AttackSpec, Param, register, steps_param
 
 
 def carlini_wagner(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, *, c: float = 1.0,
@@ -87,3 +88,30 @@ def carlini_wagner(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: Labe
         found = torch.isfinite(best_l2)
         adv = torch.where(found.reshape(view), best_adv, last_adv)
     return finish(model, "cw", xt, adv, yt, tt, p.eps, rec, trace, record_final=False)
+
+
+def _run(model, x, y, c, trace=True) -> AttackResult:
+    return carlini_wagner(model, x, y, c=c.cw_c, kappa=c.cw_kappa, steps=c.cw_steps, lr=c.cw_lr,
+                          search_steps=c.cw_search_steps, target=c.target, trace=trace)
+
+
+def _check(c, max_steps) -> None:
+    if not c.cw_c > 0 or not c.cw_lr > 0 or c.cw_kappa < 0:
+        raise ValueError("cw_c and cw_lr must be positive and cw_kappa non-negative")
+
+
+SPEC = register(AttackSpec(
+    name="cw", label="Carlini-Wagner (L2)", kind="minimal", norm="l2", order=8,
+    paper="Carlini & Wagner, 2017", url="https://arxiv.org/abs/1608.04644",
+    summary="optimises ‖δ‖₂² + c·(margin) with Adam: no budget, it finds a small L2 perturbation.",
+    params=(Param("c", "Constant c", 1.0, low=0.01, high=100.0, step=0.5, field="cw_c", aliases=("--cw-c",),
+                  help="the trade-off between a small ‖δ‖₂ and a large margin (binary-searched)"),
+            steps_param(100, "Adam steps per binary-search round", name="adam_steps", field_name="cw_steps"),
+            Param("lr", "Adam learning rate", 0.01, low=1e-4, high=1.0, step=0.01, field="cw_lr",
+                  help="the learning rate on the tanh-space variable"),
+            Param("kappa", "Confidence κ", 0.0, low=0.0, high=100.0, step=0.5, field="cw_kappa",
+                  help="how far past the boundary the logits must go"),
+            Param("search_steps", "Search rounds", 3, low=1, high=MAX_CW_SEARCH_STEPS, kind="int",
+                  field="cw_search_steps", help="binary-search rounds over c")),
+    cost=lambda c: c.cw_steps * c.cw_search_steps + 1, run=_run, check=_check,
+))

@@ -23,6 +23,8 @@ import torch
 from explorer.attacks._common import LabelLike, Recorder, finish, grad_mode, prepare, succeeded
 from explorer.attacks.config import check_steps
 from explorer.attacks.norms import Norm, get_norm
+from explorer.attacks.config import MAX_CANDIDATES
+from explorer.attacks.registry import AttackSpec, Param, register, steps_param
 from explorer.attacks.result import AttackResult
 
 
@@ -95,3 +97,21 @@ def deepfool(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike,
                 adv = torch.clamp(xt + (1.0 + overshoot) * r_total, min=0, max=1)
     return finish(model, "deepfool", xt, adv, yt, tt, p.eps, rec, trace, final_logits=logits.detach(),
                   record_final=False)
+
+
+def _run(model, x, y, c, trace=True) -> AttackResult:
+    return deepfool(model, x, y, steps=c.steps, overshoot=c.overshoot, candidates=c.candidates, target=c.target,
+                    trace=trace)
+
+
+SPEC = register(AttackSpec(
+    name="deepfool", label="DeepFool (L2)", kind="minimal", norm="l2", order=7,
+    paper="Moosavi-Dezfooli et al., 2016", url="https://arxiv.org/abs/1511.04599",
+    summary="walks to the nearest linearised decision boundary: no budget, it finds a small L2 perturbation.",
+    params=(steps_param(50, "the iteration cap (rows stop once they flip)"),
+            Param("overshoot", "Overshoot", 0.02, low=0.0, high=1.0, step=0.01, field="overshoot",
+                  help="how far past the linearised boundary DeepFool steps (0.02 = 2%)"),
+            Param("candidates", "Candidate classes", 10, low=2, high=MAX_CANDIDATES, kind="int",
+                  field="candidates", help="the most likely classes linearised per step")),
+    cost=lambda c: c.steps + 2, run=_run,
+))

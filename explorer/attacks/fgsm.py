@@ -27,6 +27,7 @@ from explorer.attacks._common import (
     summed_objective,
 )
 from explorer.attacks.norms import Norm, get_norm
+from explorer.attacks.registry import AttackSpec, register
 from explorer.attacks.result import AttackResult
 
 
@@ -76,3 +77,15 @@ def fgsm(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps
     uniform = bool(np.all(p.eps == p.eps[0]))
     adv = fgsm_step(p.x, direction, float(p.eps[0]) if uniform else p.eps)
     return finish(model, "fgsm", p.x, adv, p.y, p.target, p.eps, rec, trace)
+
+
+def _run(model, x, y, c, trace=True) -> AttackResult:
+    return fgsm(model, x, y, c.eps, target=c.target, trace=trace)
+
+
+SPEC = register(AttackSpec(
+    name="fgsm", label="FGSM", kind="budget", norm="linf", order=0,
+    paper="Goodfellow et al., 2015", url="https://arxiv.org/abs/1412.6572",
+    summary="one gradient, one step of size ε along its sign: every pixel moves by exactly ±ε.",
+    params=(), cost=lambda c: 2, run=_run, direction=True, compare="pgd",
+))

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from explorer.attacks._common import EpsLike, LabelLike, l2_upper, prepare
-from explorer.attacks._iterative import run_iterative
+from explorer.attacks._iterative import iterative_rows, run_iterative
 from explorer.attacks.bim import step_sizes
 from explorer.attacks.config import check_steps
 from explorer.attacks.norms import Norm, get_norm
+from explorer.attacks.registry import ALPHA, AttackSpec, Param, register, steps_param
 from explorer.attacks.result import AttackResult
 
 
@@ -40,3 +41,19 @@ def mifgsm(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, e
     p = prepare(model, x, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x))
     return run_iterative(model, "mifgsm", p.x, p.y, p.target, p.eps, step_sizes("mifgsm", p.eps, steps, alpha),
                          steps, nm, decay=float(decay), trace=trace)
+
+
+def _run(model, x, y, c, trace=True) -> AttackResult:
+    return mifgsm(model, x, y, c.eps, steps=c.steps, alpha=c.alpha, decay=c.decay, target=c.target, trace=trace)
+
+
+SPEC = register(AttackSpec(
+    name="mifgsm", label="MI-FGSM", kind="budget", norm="linf", order=4,
+    paper="Dong et al., 2018", url="https://arxiv.org/abs/1710.06081",
+    summary="BIM with momentum μ: the step follows a running average of normalised gradients.",
+    params=(steps_param(), ALPHA,
+            Param("momentum", "Momentum μ", 1.0, low=0.0, high=5.0, step=0.1, field="decay",
+                  help="decay of the running gradient average (Dong et al. use 1.0)")),
+    cost=lambda c: c.steps + 2, run=_run, rows=iterative_rows("mifgsm", "linf", momentum=True),
+    alpha_fraction=lambda steps: 1.0 / steps, compare="fgsm",
+))

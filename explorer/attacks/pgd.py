@@ -16,18 +16,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from explorer.attacks._common import EpsLike, LabelLike, l2_upper, prepare
-from explorer.attacks._iterative import run_iterative
+from explorer.attacks._common import EpsLike, LabelLike, as_images, l2_upper, prepare
+from explorer.attacks._iterative import iterative_rows, run_iterative
 from explorer.attacks.bim import step_sizes
 from explorer.attacks.config import check_steps
 from explorer.attacks.norms import Norm, get_norm
+from explorer.attacks.registry import ALPHA, RANDOM_START, SEED, AttackSpec, register, steps_param
 from explorer.attacks.result import AttackResult
 
 
 def pgd(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps: EpsLike = 8 / 255, *,
         steps: int = 10, alpha: float | None = None, norm: str | Norm = "linf", random_start: bool = True,
         seed: int | None = 0, generator: torch.Generator | None = None, target: LabelLike | None = None,
-        trace: bool = True) -> AttackResult:
+        trace: bool = True, start: np.ndarray | torch.Tensor | None = None) -> AttackResult:
     """Projected Gradient Descent (Madry et al., 2018), L∞ or L2.
 
     Args:
@@ -37,12 +38,46 @@ def pgd(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps:
         norm: ``"linf"`` or ``"l2"`` (or a plug-in from :mod:`explorer.attacks.norms`).
         random_start: start uniformly in the ε-ball (drawn from ``generator``, or a CPU generator seeded
             with ``seed``; the global RNG is never used). With a list of ε for one image, every row shares
-            the same unit draw, so row i equals a separate call at ε_i.
+            the same unit draw, so row i equals a separate call at ε_i: bit for bit in L∞ (the sign absorbs
+            rounding); in L2 to about 1e-7, because the float32 rounding of the gradient (and of its norm)
+            depends on the batch size (tested to 1e-5 in ``tests/runs/test_requests.py``).
+        start: an explicit starting point (same shape as ``x``), projected onto the ε-ball and [0, 1]; it
+            replaces the random start (pass a peer library's own draw to compare random-start PGD exactly).
     """
     check_steps(steps)
     nm = get_norm(norm)
     p = prepare(model, x, y, eps, target, eps_upper=1.0 if nm.name == "linf" else l2_upper(x))
     name = "pgd" if nm.name == "linf" else "pgd-l2"
+    s0 = None
+    if start is not None:
+        s0 = as_images(model, start)
+        if s0.shape[1:] != p.x.shape[1:] or len(s0) not in (1, len(p.x)):
+            raise ValueError(f"start has shape {tuple(s0.shape)}; it must match the images {tuple(p.x.shape)}")
+        s0 = s0.expand_as(p.x)
     return run_iterative(model, name, p.x, p.y, p.target, p.eps, step_sizes("pgd", p.eps, steps, alpha), steps, nm,
                          random_start=random_start, seed=seed, generator=generator, shared_start=p.expanded,
-                         trace=trace)
+                         trace=trace, start=s0)
+
+
+def _runner(norm: str):
+    def run(model, x, y, c, trace=True) -> AttackResult:
+        return pgd(model, x, y, c.eps, steps=c.steps, alpha=c.alpha, norm=norm, random_start=c.random_start,
+                   seed=c.seed, target=c.target, trace=trace)
+    return run
+
+
+_PAPER = ("Madry et al., 2018", "https://arxiv.org/abs/1706.06083")
+SPEC = register(AttackSpec(
+    name="pgd", label="PGD (L∞)", kind="budget", norm="linf", order=2, paper=_PAPER[0], url=_PAPER[1],
+    summary="BIM from a random start inside the ε-box: the standard strong L∞ attack.",
+    params=(steps_param(), ALPHA, RANDOM_START, SEED), cost=lambda c: c.steps + 2, run=_runner("linf"),
+    rows=iterative_rows("pgd", "linf", seeded=True), alpha_fraction=lambda steps: 2.5 / steps, seeded=True,
+    compare="fgsm",
+))
+SPEC_L2 = register(AttackSpec(
+    name="pgd-l2", label="PGD (L2)", kind="budget", norm="l2", order=3, paper=_PAPER[0], url=_PAPER[1],
+    summary="PGD whose steps follow the gradient's direction and whose budget ε bounds the L2 length of the "
+            "whole perturbation (a few pixels may move a lot).",
+    params=(steps_param(), ALPHA, RANDOM_START, SEED), cost=lambda c: c.steps + 2, run=_runner("l2"),
+    rows=iterative_rows("pgd-l2", "l2", seeded=True), alpha_fraction=lambda steps: 2.5 / steps, seeded=True,
+))

@@ -22,11 +22,9 @@ import numpy as np
 import torch
 
 from explorer.attacks._common import as_images, as_labels, classify, num_classes_of
-from explorer.attacks._iterative import run_iterative
+from explorer.attacks import registry
 from explorer.attacks.config import (
-    GRADIENT_ATTACKS,
     AttackConfig,
-    alpha_fraction,
     check_config,
     check_eps,
     eps_upper,
@@ -50,8 +48,17 @@ def default_eps_grid(is_photo: bool, n: int = 64, eps_max: float | None = None) 
     return np.linspace(0.0, top, int(n))
 
 
+def declared_photo(model: torch.nn.Module, input_shape) -> bool:
+    """Whether the model's ε scale is the photo one, by its DECLARED kind (``explorer.runs.rules.model_kind``:
+    the model's dataset, or for a user model its declared input size), never by its channel count."""
+    from explorer.runs.rules import model_kind
+
+    return model_kind(getattr(model, "model_id", None), input_shape) == "photo"
+
+
 def norm_of(attack: str) -> Norm:
-    return L2_NORM if attack == "pgd-l2" else LINF
+    """The norm plug-in ε is measured in for ``attack`` (from its registry spec)."""
+    return L2_NORM if registry.get(attack).norm == "l2" else LINF
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,12 @@ class SweepResult:
     def nearest(self, eps: float) -> int:
         """Index of the grid ε closest to ``eps``."""
         return int(np.abs(self.eps - float(eps)).argmin())
+
+    def image_digest_at(self, x: np.ndarray, eps: float) -> str:
+        """The sha256 digest of ``image_at(x, eps)`` (the cache key of checks on that adversarial)."""
+        from explorer.digest import array_digest
+
+        return array_digest(np.asarray(self.image_at(x, eps), np.float32))
 
     def image_at(self, x: np.ndarray, eps: float) -> np.ndarray:
         """The adversarial of ``x`` (C x H x W) at ``eps``: rebuilt from FGSM's direction for any ε (bit-identical
@@ -167,10 +180,9 @@ def _fgsm_evaluator(model, x1, direction, batch: int) -> Evaluator:
     return run
 
 
-def _iterative_evaluator(model, x1, y1, t1, config: AttackConfig, batch: int) -> Evaluator:
-    attack = config.attack
-    frac = alpha_fraction(attack, config.steps, config.eps, config.alpha)
-    norm = norm_of(attack)
+def _rows_evaluator(model, x1, y1, t1, config: AttackConfig, batch: int) -> Evaluator:
+    """A budget attack's batched rows (its spec's ``rows`` adapter), one row per ε, classified afterwards."""
+    rows_fn = registry.get(config.attack).rows
 
     def run(eps: np.ndarray, keep: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         logits, imgs = [], []
@@ -181,13 +193,9 @@ def _iterative_evaluator(model, x1, y1, t1, config: AttackConfig, batch: int) ->
             xs = x1.expand(n, *x1.shape[1:]).clone()
             ys = y1.expand(n).clone()
             ts = None if t1 is None else t1.expand(n).clone()
-            res = run_iterative(
-                model, attack, xs, ys, ts, e, e * frac, config.steps, norm,
-                random_start=config.random_start and attack in ("pgd", "pgd-l2"), seed=config.seed,
-                decay=config.decay if attack == "mifgsm" else None, shared_start=True, trace=False,
-            )
-            logits.append(classify(model, res.adversarial))
-            imgs.append(res.adversarial)
+            adv = rows_fn(model, xs, ys, ts, e, config)
+            logits.append(classify(model, adv))
+            imgs.append(adv)
         return torch.cat(logits), torch.cat(imgs)
     return run
 
@@ -245,8 +253,9 @@ def sweep(model: torch.nn.Module, x, y: int, config: AttackConfig, eps_values: S
         max_batch: rows per forward (default ``EXPLORER_MAX_BATCH``).
     """
     attack = config.attack
-    if attack not in GRADIENT_ATTACKS:
-        raise ValueError(f"a sweep runs one of {', '.join(GRADIENT_ATTACKS)}, not {attack!r}")
+    spec = registry.get(attack)
+    if spec.minimal or (spec.rows is None and not spec.direction):
+        raise ValueError(f"a sweep runs one of {', '.join(registry.budget_names())}, not {attack!r}")
     x1 = as_images(model, x)
     if len(x1) != 1:
         raise ValueError(f"a sweep takes one image, got {len(x1)}")
@@ -255,7 +264,7 @@ def sweep(model: torch.nn.Module, x, y: int, config: AttackConfig, eps_values: S
     shape = tuple(x1.shape[1:])
     check_config(config, k, y, input_shape=shape)
     if eps_values is None:
-        eps = default_eps_grid(x1.shape[1] == 3)
+        eps = default_eps_grid(declared_photo(model, shape))
     else:
         eps = np.asarray(eps_values, np.float64).reshape(-1)
     upper = eps_upper(attack, shape)
@@ -270,7 +279,7 @@ def sweep(model: torch.nn.Module, x, y: int, config: AttackConfig, eps_values: S
     cap = int(max_batch or max_batch_allowed())
 
     direction = None
-    if attack == "fgsm":
+    if spec.direction:
         direction, clean = fgsm_direction(model, x1, y1, t1, norm_of(attack))
         evaluate = _fgsm_evaluator(model, x1, direction, cap)
         call_cost = _call_cost(x1)
@@ -278,7 +287,7 @@ def sweep(model: torch.nn.Module, x, y: int, config: AttackConfig, eps_values: S
         rounds = refine_rounds
     else:
         clean = classify(model, x1)
-        evaluate = _iterative_evaluator(model, x1, y1, t1, config, _grad_batch(x1, cap))
+        evaluate = _rows_evaluator(model, x1, y1, t1, config, _grad_batch(x1, cap))
         points = refine_points or 8
         rounds = 1 if refine_rounds is None else refine_rounds
 
@@ -294,7 +303,7 @@ def sweep(model: torch.nn.Module, x, y: int, config: AttackConfig, eps_values: S
     extra = np.zeros(0)
     if want is not None:
         check_eps(want.tolist(), "images_at", upper=upper)
-        if attack != "fgsm":
+        if not spec.direction:
             extra = np.array([e for e in want if not np.any(eps == e)])
     n = len(eps)
     logits_t, imgs_t = evaluate(np.concatenate([eps, extra]) if len(extra) else eps, True)
@@ -345,7 +354,7 @@ def sweep(model: torch.nn.Module, x, y: int, config: AttackConfig, eps_values: S
     if keep_grid:
         images, images_eps = imgs_np[:n], eps.copy()
     elif want is not None:
-        if attack == "fgsm":
+        if spec.direction:
             with torch.no_grad():
                 images = fgsm_step(x1, direction, want).cpu().numpy()
         else:

@@ -50,9 +50,13 @@ class MethodInfo:
     implementation: str  # "ours" or "captum"
     params: tuple[str, ...]  # the AttributionConfig fields the method reads
     summary: str
+    units: str = ""  # what the numbers on the method's colour bar are
+    reading: str = ""  # how to read a map of this method (the pages' "How to read it")
 
 
-METHODS: dict[str, MethodInfo] = {m.name: m for m in (
+_UNITS = {'saliency': '|∂ logit / ∂ pixel|', 'signed_gradient': '∂ logit / ∂ pixel', 'gradient_x_input': 'pixel × ∂ logit / ∂ pixel (logit)', 'smoothgrad': 'mean ∂ logit / ∂ pixel', 'integrated_gradients': 'contribution (logit)', 'gradcam': 'Grad-CAM (logit / activation)', 'occlusion': 'drop in probability'}
+_READING = {'saliency': "Bright cells are pixels where a small change moves the class's logit the most (max over channels). It says *sensitive*, not *important*: a black background pixel can be bright.", 'signed_gradient': "Red: brightening the pixel raises the class's logit; blue: brightening lowers it. FGSM steps along the sign of this map (for the loss, i.e. against the true class).", 'gradient_x_input': "Gradient times the pixel's value: a first-order estimate of each pixel's contribution compared with a black image. Black pixels (value 0) get exactly 0.", 'smoothgrad': 'The gradient averaged over noisy copies: the same colours as the signed gradient, with less speckle. More samples: smoother and slower; larger σ: coarser.', 'integrated_gradients': "Each pixel's share of logit(image) − logit(baseline); red pixels push the class up, blue pull it down, and the whole map sums to that difference (completeness).", 'gradcam': "Where the chosen convolutional layer's features that support the class are active (ReLU: only positive evidence). Coarse: the layer's grid upsampled to the image.", 'occlusion': "How much the class's probability drops when a square around the pixel is hidden (red: hiding it hurts the class, blue: hiding it helps). Needs one forward pass per position."}
+_METHODS: tuple[MethodInfo, ...] = (
     MethodInfo("saliency", "Saliency (|gradient|)", "Simonyan, Vedaldi & Zisserman 2014",
                "https://arxiv.org/abs/1312.6034", False, True, "ours", (),
                "Magnitude of the class score's gradient: which pixels a small change would move the most."),
@@ -76,7 +80,8 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
                "https://arxiv.org/abs/1311.2901", True, False, "ours",
                ("window", "stride", "fill_value", "occlusion_output", "batch_size"),
                "How much the class score drops when a square around each pixel is hidden."),
-)}
+)
+METHODS: dict[str, MethodInfo] = {m.name: replace(m, units=_UNITS[m.name], reading=_READING[m.name]) for m in _METHODS}
 
 
 def attribute(

@@ -82,3 +82,18 @@ def require_model(model_id: str, device: str | None = None) -> Classifier:
 def probabilities(model_id: str, image_digest: str, device: str | None, _images: np.ndarray) -> np.ndarray:
     """Class probabilities of a batch of images, cached by the images' digest."""
     return predict_proba(model_cache().get(model_id, device), _images)
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+def _model_input(model_id: str, image_digest: str, _image) -> tuple[np.ndarray, str]:
+    from explorer.digest import array_digest
+    from explorer.images import to_model_input
+
+    spec = get_spec(model_id)
+    x = to_model_input(_image, spec.input_shape, resize=spec.resize)
+    return x, array_digest(x)
+
+
+def model_input(image, model_id: str) -> tuple[np.ndarray, str]:
+    """An image preprocessed to ``model_id``'s input, and its digest (the key of everything computed on it)."""
+    return _model_input(model_id, image.digest, image)

@@ -14,21 +14,23 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer.attributions import AttributionConfig, attribute
+from explorer.attributions import AttributionConfig
 from explorer.caching import ProgressBar
-from explorer.inference import model_cache
+from explorer.runs import run
+from explorer.runs.requests import AttributionRequest
 
 MAP_ENTRIES = 128
 
 
 def compute_maps(model_id: str, device: str | None, x: np.ndarray, targets: tuple[int, ...],
-                 config: AttributionConfig, label: str = "") -> np.ndarray:
+                 config: AttributionConfig, label: str = "", image_digest: str | None = None) -> np.ndarray:
     """Uncached: ``len(targets)`` maps of one C x H x W image (T x C' x H x W float32), with a progress bar."""
-    model = model_cache().get(model_id, device)
-    batch = np.repeat(np.asarray(x, dtype=np.float32)[None], len(targets), axis=0)
+    from explorer.digest import array_digest
+
     bar = ProgressBar(label or f"{config.method} on {model_id}")
     try:
-        return attribute(model, batch, list(targets), config.method, config, progress=bar)
+        digest = image_digest or array_digest(np.asarray(x, np.float32))
+        return run(AttributionRequest(model_id, digest, tuple(targets), config, device, x), progress=bar)
     finally:
         bar.close()
 
@@ -43,4 +45,4 @@ def maps(model_id: str, image_digest: str, target: int | tuple[int, ...], config
     Grad-CAM on a model without a convolutional layer); errors are not cached.
     """
     targets = (int(target),) if isinstance(target, (int, np.integer)) else tuple(int(t) for t in target)
-    return compute_maps(model_id, device, _x, targets, config, _label)
+    return compute_maps(model_id, device, _x, targets, config, _label, image_digest)

@@ -25,7 +25,9 @@ from explorer.runs.executor import Executor, get_executor
 def _canonical(value: Any) -> Any:
     """JSON-ready form of a request field: dataclasses as dicts, tuples as lists, floats exact (repr)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # fields marked ``metadata={"key": False}`` (the arrays a request carries, whose digests are fields)
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.metadata.get("key", True)}
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     if isinstance(value, dict):
@@ -63,8 +65,14 @@ class Request:
         raise NotImplementedError
 
 
-def run(request: Request, executor: Executor | str | None = None) -> Any:
-    """Validate ``request`` and compute it on ``executor`` (default: in-process, or ``EXPLORER_EXECUTOR``)."""
+def run(request: Request, executor: Executor | str | None = None, progress: Any = None) -> Any:
+    """Validate ``request`` and compute it on ``executor`` (default: in-process, or ``EXPLORER_EXECUTOR``).
+
+    ``progress``: an optional callback the request reports to (``progress(frac, text)``; single-image requests
+    that accept one say so in their docstring); requests without progress ignore it.
+    """
     request.validate()
     ex = executor if isinstance(executor, Executor) else get_executor(executor)
+    if progress is not None and getattr(request, "accepts_progress", False):
+        return request.execute(ex, progress=progress)
     return request.execute(ex)

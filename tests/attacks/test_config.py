@@ -64,7 +64,9 @@ def test_run_attack_validates_against_the_model(digits_model, digits):
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_run_attack_dispatches_every_attack(digits_model, digits, attack, untouched):
     x, y = digits[0][:6], digits[1][:6]
-    cfg = AttackConfig(attack=attack, eps=0.3 if attack != "pgd-l2" else 2.0, steps=10, cw_steps=30,
+    from explorer.attacks import registry
+
+    cfg = AttackConfig(attack=attack, eps=2.0 if registry.get(attack).norm == "l2" and not registry.get(attack).minimal else 0.3, steps=10, cw_steps=30,
                        cw_search_steps=1, cw_lr=0.05)
     res = run_attack(digits_model, x, y, cfg)
     assert isinstance(res, AttackResult) and res.attack == attack

@@ -46,7 +46,7 @@ def fresh_server(request):
 def expected_flip(model_id: str, sample_id: str) -> tuple[str, str, str]:
     """(sample name, true class name, class at the grid's largest ε) through the library, as the page computes them."""
     from explorer.attacks import sweep
-    from explorer.attacks import cli as rules
+    from explorer.runs import rules
     from explorer.images import load_sample, to_model_input
     from explorer.models import get_spec, load_model
 

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.attacks import ATTACKS, GRADIENT_ATTACKS, MINIMAL_ATTACKS
-from explorer.attacks import cli as rules
+from explorer.runs import rules
 from explorer.models.imagenet import save_random_checkpoint
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
@@ -145,16 +145,17 @@ def test_unavailable_model_is_one_message(tmp_path, monkeypatch):
 
 def test_moving_the_slider_never_recomputes_the_sweep(monkeypatch):
     from explorer.caching import attacks as attack_cache
+    from explorer.runs import requests as run_requests  # the cached function runs a SweepRequest
 
     calls = []
-    real = attack_cache.sweep
+    real = run_requests.sweep
 
     def counting(*args, **kwargs):
         calls.append(args[3].attack)
         return real(*args, **kwargs)
 
     attack_cache.eps_sweep.clear()
-    monkeypatch.setattr(attack_cache, "sweep", counting)
+    monkeypatch.setattr(run_requests, "sweep", counting)
     at = run_page(attack="pgd")
     assert not at.exception and sorted(calls) == ["fgsm", "pgd"]  # the attack and its comparison
     grid = rules.eps_grid("pgd", False, (1, 8, 8))

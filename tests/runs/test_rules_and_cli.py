@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.attacks import cli as rules
+from explorer.runs import rules
 
 ROOT = Path(__file__).resolve().parents[2]
 

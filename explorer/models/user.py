@@ -307,6 +307,8 @@ def _validate(req: UserModelRequest, settings: Settings) -> sandbox.SandboxResul
     if mb > settings.max_model_mb:
         raise UserModelError(f"the file is {mb:.1f} MB; this server accepts model files up to "
                              f"{settings.max_model_mb} MB (EXPLORER_MAX_MODEL_MB)")
+    if req.arch is not None and req.arch not in classification_architectures():
+        plan_architecture(req.arch, {}, settings)  # raises: unknown, or not a classifier
     kind = _file_kind(req.weights)
     mean, std = _normalisation(req)
     if len(mean) not in (1, shape[0]) or len(std) not in (1, shape[0]):

@@ -70,6 +70,12 @@ class ModelCache:
         with self._lock:
             self._models.clear()
 
+    def discard(self, model_id: str) -> None:
+        """Drop every loaded copy of one model (an upload that no session owns any more)."""
+        with self._lock:
+            for key in [k for k in self._models if k[0] == model_id]:
+                del self._models[key]
+
 
 _cache: ModelCache | None = None
 _cache_lock = threading.Lock()

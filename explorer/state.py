@@ -231,6 +231,8 @@ def _pick_model() -> str:
 
 def _user_model_form() -> None:
     """Upload your own model: TorchScript, or a torchvision architecture + state_dict, with class names."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
     from explorer.models.user import UserModelError, UserModelRequest, parse_class_names, register_user_model
 
     with st.sidebar.expander("Your own model", icon=":material/upload_file:"):
@@ -255,9 +257,10 @@ def _user_model_form() -> None:
             return
         try:
             class_names = parse_class_names(names.getvalue().decode("utf-8", "replace")) if names else None
+            ctx = get_script_run_ctx()
             spec = register_user_model(UserModelRequest(
                 weights.getvalue(), weights.name, arch=arch.strip() or None, class_names=class_names,
-                input_shape=(int(channels), int(size), int(size))))
+                input_shape=(int(channels), int(size), int(size))), session=ctx.session_id if ctx else "local")
         except UserModelError as exc:
             st.error(f"{weights.name}: {exc}")
             return

@@ -98,6 +98,12 @@ def register_user_spec(spec: ModelSpec) -> None:
         _user_specs[spec.id] = spec
 
 
+def unregister_user_spec(model_id: str) -> None:
+    """Forget an uploaded model's spec (no session owns it any more)."""
+    with _user_lock:
+        _user_specs.pop(model_id, None)
+
+
 def list_specs(include_user: bool = True) -> list[ModelSpec]:
     specs = list(_builtin_specs()) + list(_imagenet_specs())
     if include_user:

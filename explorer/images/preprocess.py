@@ -10,6 +10,11 @@
   Resampling is Pillow's bilinear filter on float data, which widens its support when downscaling, i.e.
   it is antialiased (like torchvision's ``antialias=True``): a photo shrunk to 8 x 8 averages areas
   instead of picking pixels. An image already at ``H x W`` is not resampled at all.
+* **Memory.** Only the crop window is resampled (Pillow's ``resize(box=...)`` over the source region that maps
+  onto it, with the same filter scale and centres as the full resize), one source plane at a time, and the
+  channels are set at the model's size (luminance and replication are per-pixel linear maps, so the order does
+  not change the values beyond float rounding, ~1e-5). A 20,000 x 1 strip resized for a 3 x 224 x 224 model
+  allocates about the model's input, never the 256 x 5,120,000 intermediate.
 * **Polarity.** ``invert="auto"`` (1-channel models only; a no-op for 3 channels) inverts when the
   border of the image is brighter than its centre (a dark digit on white paper), so digits come out white on black like digits / MNIST;
   digits / MNIST samples are already in that polarity and are never auto-inverted. ``"always"`` /

@@ -251,7 +251,8 @@ def _spec_resize(model: Classifier) -> int | None:
 
 
 def load_images(name: str, model: Classifier, n: int = 1000, seed: int = 0,
-                uploads: Sequence[np.ndarray | LoadedImage] | None = None, upload_names: Sequence[str] | None = None) -> ImageSet:
+                uploads: Sequence[np.ndarray | LoadedImage] | None = None,
+                upload_names: Sequence[str] | None = None) -> ImageSet:
     """The image set ``name`` (one of ``DATASETS``) for ``model``, up to ``n`` images."""
     if name == "digits":
         s = digits_images(n)

@@ -170,7 +170,8 @@ def test_png_whose_data_inflates_far_past_its_pixels_decodes_only_its_pixels():
 @pytest.mark.parametrize("name,data,fragments", [
     ("zero.png", header_only_png(0, 10), ("could not be decoded",)),
     ("wide.png", header_only_png(2**31 - 1, 1), ("decompression bomb",)),
-    ("line.png", header_only_png(25_000, 1_500), ("25,000 x 1,500", "longest side allowed is 20,000", "EXPLORER_MAX_SIDE")),
+    ("line.png", header_only_png(25_000, 1_500),
+     ("25,000 x 1,500", "longest side allowed is 20,000", "EXPLORER_MAX_SIDE")),
     ("zero.gif", gif_bomb(0, 0), ("could not be decoded",)),
     ("negative.bmp", bmp_bomb(-5, 4), ("decompression bomb",)),
 ])

@@ -51,7 +51,8 @@ def test_pixel_bomb_zip_is_refused_from_the_headers_before_decoding():
         tracemalloc.stop()
     assert images == [] and list(problems) == ["photos.zip"]
     msg = problems["photos.zip"]
-    assert "12 images declare 432 megapixels" in msg and "EXPLORER_MAX_DECODED_MB" in msg and "nothing was decoded" in msg
+    assert "12 images declare 432 megapixels" in msg and "EXPLORER_MAX_DECODED_MB" in msg
+    assert "nothing was decoded" in msg
     assert peak < 50 * 2**20 and len(decoded_cache()) == 0  # no image was decoded
     assert time.perf_counter() - start < 30  # (56 s and 3 GB before; a loose bound on a shared machine)
     still_works()

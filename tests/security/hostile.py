@@ -49,10 +49,14 @@ def _zero_rows(row_bytes: int, rows: int, level: int = 9) -> bytes:
 
 
 @functools.lru_cache(maxsize=8)
+def _zero_idat(width: int, height: int, color: bool) -> bytes:
+    return _zero_rows(width * (3 if color else 1), height)
+
+
 def zero_png(width: int, height: int, color: bool = True, tag: bytes = b"") -> bytes:
     """A *valid* all-black PNG of any size, compressed about 1000:1 (a 36-megapixel RGB image is ~105 KB).
     ``tag`` goes into a tEXt chunk, to make otherwise identical files differ."""
-    idat = _zero_rows(width * (3 if color else 1), height)
+    idat = _zero_idat(width, height, color)
     text = png_chunk(b"tEXt", b"Comment\x00" + tag) if tag else b""
     return png_ihdr(width, height, 2 if color else 0) + text + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 

@@ -8,6 +8,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+pytest.importorskip("playwright")
+from playwright.sync_api import expect  # noqa: E402
+
 from tests.security.hostile import header_only_png, strip_png
 
 pytestmark = pytest.mark.browser
@@ -70,14 +73,16 @@ def test_hostile_upload_gets_one_line_and_the_app_keeps_working(case, open_app, 
     assert predicted_class(page) == expected_class("digits-cnn", "digits:0")
     page.get_by_test_id("stSidebar").get_by_role("combobox", name="Image", exact=True).click()
     page.get_by_role("option", name=re.compile(r"#5\)")).first.click()
+    expect(page).to_have_url(re.compile(r"image=digits(:|%3A)5(&|$)"))
     wait_for_app(page)
     query = {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
     assert query.get("image") == "digits:5"
     assert predicted_class(page) == expected_class("digits-cnn", "digits:5")
     good = sample_png("digits:3")
     sidebar_upload(page, "three.png", good)
+    # The upload reaches the server before the rerun starts: wait for its effect, not just for an idle page.
+    expect(page.get_by_test_id("stSidebar").get_by_test_id("stAlert").filter(has_text=name)).to_have_count(0)
     wait_for_app(page)
-    assert page.get_by_test_id("stSidebar").get_by_test_id("stAlert").filter(has_text=name).count() == 0
     assert predicted_class(page) == expected_upload_class("digits-cnn", good)
     no_traceback(page)
     assert not page.js_errors, page.js_errors

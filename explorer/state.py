@@ -22,7 +22,7 @@ from explorer.runs.rules import eps_text, norm_name, parse_eps
 from explorer.attacks.config import ATTACKS, check_steps, eps_upper
 from explorer.device import available_devices
 from explorer.digest import array_digest
-from explorer.images import ImageError, LoadedImage, decode_image, list_samples, load_sample, to_model_input
+from explorer.images import ImageError, LoadedImage, decode_upload, list_samples, load_sample, to_model_input
 from explorer.models import DEFAULT_MODEL, ModelSpec, Status, availability, get_spec, list_specs
 
 SAMPLE_KIND = {"digits": "digits", "mnist": "mnist", "imagenet": "photo", "user": "photo"}
@@ -280,7 +280,7 @@ def _uploaded_image() -> LoadedImage | None:
     if previous is not None and st.session_state.get("upload_id") == upload.file_id:
         return previous
     try:
-        img = decode_image(upload.getvalue(), upload.name)
+        img = decode_upload(upload.getvalue(), upload.name)  # limits + cache by digest
     except ImageError as exc:
         st.sidebar.error(f"{upload.name}: {exc}")
         return None

@@ -14,18 +14,16 @@ Progress: slow steps report through a bar created *inside* the cached function o
 emptied before it returns, so a cache hit replays nothing. t-SNE and UMAP fits have no progress callback:
 they run in a worker thread while the bar shows the elapsed time against an estimate.
 
-``read_uploads`` (pure, no Streamlit) validates uploaded files and zip archives one by one: bad files come back
-with a one-line reason and the rest are used.
+``read_uploads`` hands uploaded files and zip archives to :mod:`explorer.images.uploads` (pure, no Streamlit), which
+checks every limit before decoding: bad files come back with a one-line reason and the rest are used.
 """
 
 from __future__ import annotations
 
-import io
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import streamlit as st
@@ -33,7 +31,10 @@ import streamlit as st
 from explorer.attacks import AttackConfig, run_attack
 from explorer.caching import ProgressBar
 from explorer.digest import array_digest
-from explorer.images import ImageError, LoadedImage, decode_image
+from explorer.images import LoadedImage
+from explorer.images.uploads import IMAGE_EXTENSIONS, UPLOAD_TYPES  # noqa: F401 - the page's uploader types
+from explorer.images.uploads import UploadLimits, to_model_batch
+from explorer.images.uploads import read_uploads as _read_uploads
 from explorer.inference import model_cache, predict_proba
 from explorer.projections import (
     ImageSet,
@@ -49,11 +50,6 @@ from explorer.projections import (
     summarize,
 )
 
-IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
-UPLOAD_TYPES = [*IMAGE_EXTENSIONS, "zip"]
-MAX_UPLOADS = 500  # images taken from one upload (files plus zip members)
-MAX_MEMBER_BYTES = 40 * 1024 * 1024  # one file inside a zip, uncompressed
-MAX_ZIP_BYTES = 400 * 1024 * 1024  # all the images of one zip, uncompressed
 GROWTH_IMAGES = 256  # layer growth is a mean over images: the first 256 pin it down
 KNN_K = 10
 
@@ -112,66 +108,21 @@ def dataset_images(name: str, model_id: str, n: int, seed: int, device: str | No
     return _with_digest(load_images(name, model, n=int(n), seed=int(seed)))
 
 
-def read_uploads(files: Sequence[tuple[str, bytes]], max_images: int = MAX_UPLOADS,
-                 max_member_bytes: int = MAX_MEMBER_BYTES,
-                 max_zip_bytes: int = MAX_ZIP_BYTES) -> tuple[list[LoadedImage], list[tuple[str, str]]]:
-    """Decode uploaded files (images, or zip archives of images) one by one.
+def read_uploads(files: Sequence[tuple[str, bytes]], max_images: int | None = None,
+                 limits: UploadLimits | None = None,
+                 input_shape: Sequence[int] | None = None) -> tuple[list[LoadedImage], list[tuple[str, str]]]:
+    """The page's uploads, read by :func:`explorer.images.uploads.read_uploads` within the server's limits
+    (``max_images`` overrides ``EXPLORER_MAX_SET_IMAGES``; ``input_shape``, the model's, counts the model inputs
+    against ``EXPLORER_MAX_DECODED_MB``).
 
-    Returns the decoded images (in upload order, zip members in archive order, named ``archive.zip/member``)
-    and ``(name, reason)`` for every file that was not used, each reason one line. Inside a zip, folders,
-    hidden files and macOS resource forks are skipped silently; other non-image members are reported.
+    Not an ``st.cache_data`` entry on purpose: decoded images are cached by content digest in the library's
+    byte-bounded LRU (``explorer.images.uploads.decoded_cache``), which shares one read-only copy between reruns
+    and sessions, where ``st.cache_data`` would unpickle a fresh copy of every array on each rerun.
     """
-    images: list[LoadedImage] = []
-    problems: list[tuple[str, str]] = []
-
-    def add(data: bytes, name: str) -> None:
-        if len(images) >= max_images:
-            problems.append((name, f"not used: only the first {max_images} images are taken"))
-            return
-        try:
-            images.append(decode_image(data, name))
-        except ImageError as exc:
-            problems.append((name, str(exc)))
-
-    for name, data in files:
-        if name.lower().endswith(".zip") or bytes(data[:4]) == b"PK\x03\x04":
-            try:
-                archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
-                members = archive.infolist()
-            except (zipfile.BadZipFile, OSError, ValueError) as exc:
-                problems.append((name, f"not a readable zip archive ({exc})"))
-                continue
-            total = 0
-            with archive:
-                for info in members:
-                    base = info.filename.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-                    if info.is_dir() or not base or base.startswith(".") or "__MACOSX/" in info.filename:
-                        continue
-                    label = f"{name}/{info.filename}"
-                    if base.rsplit(".", 1)[-1].lower() not in IMAGE_EXTENSIONS:
-                        problems.append((label, "not an image file (expected PNG, JPEG, WebP, BMP or GIF)"))
-                        continue
-                    if info.file_size > max_member_bytes:
-                        problems.append((label, f"too large ({info.file_size / 2**20:.0f} MB uncompressed; "
-                                                f"the limit is {max_member_bytes / 2**20:.0f} MB)"))
-                        continue
-                    total += info.file_size
-                    if total > max_zip_bytes:
-                        problems.append((label, f"not used: the archive's images exceed "
-                                                f"{max_zip_bytes / 2**20:.0f} MB uncompressed"))
-                        break
-                    if len(images) >= max_images:
-                        problems.append((label, f"not used: only the first {max_images} images are taken"))
-                        continue
-                    try:
-                        blob = archive.read(info)
-                    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
-                        problems.append((label, f"could not be extracted ({exc})"))
-                        continue
-                    add(blob, label)
-        else:
-            add(data, name)
-    return images, problems
+    limits = limits or UploadLimits.from_settings()
+    if max_images is not None:
+        limits = replace(limits, max_set_images=int(max_images))
+    return _read_uploads(files, limits, input_shape=input_shape)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -179,14 +130,12 @@ def uploaded_images(model_id: str, digests: tuple[str, ...], device: str | None,
                     _images: Sequence[LoadedImage]) -> Images:
     """Decoded uploads in the model's input (the sidebar's preprocessing), labelled by the model's clean
     prediction. Keyed by the decoded images' digests."""
-    from explorer.images import to_model_input
     from explorer.models import get_spec
 
     model = model_cache().get(model_id, device)
     spec = get_spec(model_id)
     shape = tuple(model.input_shape)
-    x = np.stack([to_model_input(im, shape, resize=spec.resize) for im in _images]).astype(np.float32) \
-        if len(_images) else np.zeros((0, *shape), np.float32)
+    x = to_model_batch(_images, shape, resize=spec.resize)  # one preallocated array, no stacked copy
     labels = predict_proba(model, x).argmax(1).astype(np.int64) if len(x) else np.zeros(0, np.int64)
     names = tuple(im.name for im in _images)
     return _with_digest(ImageSet("uploads", x, labels, tuple(model.class_names), names,

@@ -103,9 +103,14 @@ class LoadedImage:
 
 
 def make_loaded(pixels: np.ndarray, name: str, source: str, sample_id: str | None = None,
-                label: int | None = None, exact: np.ndarray | None = None) -> LoadedImage:
-    """Build a :class:`LoadedImage`, copying ``pixels`` into a contiguous array and computing its digest."""
-    px = np.array(pixels, dtype=np.uint8, order="C", copy=True)
+                label: int | None = None, exact: np.ndarray | None = None, copy: bool = True) -> LoadedImage:
+    """Build a :class:`LoadedImage`, copying ``pixels`` into a contiguous array and computing its digest.
+
+    ``copy=False`` keeps an array that is already contiguous uint8 and owned by nobody else (a freshly decoded
+    upload): a 40-megapixel photo is not copied once more. The array is made read-only either way.
+    """
+    px = np.array(pixels, dtype=np.uint8, order="C", copy=True) if copy else \
+        np.ascontiguousarray(pixels, dtype=np.uint8)
     if px.ndim == 2:
         px = px[:, :, None]
     ex = None if exact is None else np.array(exact, dtype=np.float32, order="C", copy=True)

@@ -5,9 +5,13 @@ a file is never handed to a parser the app does not need. The steps:
 
 1. Empty input is refused.
 2. The header is read (``Image.open`` is lazy) and the declared size is checked *before* any pixel is
-   decoded: a side of 0 or longer than ``max_side``, or more than ``max_pixels`` pixels in all
-   (a decompression bomb), is refused. Pillow's own ``DecompressionBombError`` becomes an
-   :class:`ImageError` too. ``Image.MAX_IMAGE_PIXELS`` is never changed.
+   decoded: a side of 0 or longer than ``max_side``, more than ``max_pixels`` pixels in all
+   (a decompression bomb), or a longest / shortest side over ``max_aspect`` (a thin strip that would be
+   stretched to millions of pixels when resized for a model) is refused. The limits default to the
+   server's settings (``EXPLORER_MAX_SOURCE_PIXELS``, ``EXPLORER_MAX_SIDE``, ``EXPLORER_MAX_ASPECT``) and
+   every message names the setting. Pillow's own ``DecompressionBombError`` becomes an
+   :class:`ImageError` too. ``Image.MAX_IMAGE_PIXELS`` is never changed. :func:`probe_image` does this
+   step alone (no pixel decoded), so a set of uploads can be sized before any of them is decoded.
 3. The whole image is decoded (``img.load()``), so a truncated or corrupt file fails here, not later.
 4. EXIF orientation is applied, then the mode is normalised: grayscale (``1``, ``L``, ``LA``, 16-bit
    ``I;16``/``I``, float ``F``) stays one channel, everything with colour becomes RGB; transparency is
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -28,8 +33,11 @@ from explorer.images.core import ImageError, LoadedImage, make_loaded
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 ACCEPTED_TEXT = "PNG, JPEG, WebP, BMP or GIF"
-DEFAULT_MAX_PIXELS = 40_000_000
-DEFAULT_MAX_SIDE = 20_000
+DEFAULT_MAX_PIXELS = 40_000_000  # the local profile's EXPLORER_MAX_SOURCE_PIXELS
+DEFAULT_MAX_SIDE = 20_000  # the local profile's EXPLORER_MAX_SIDE
+DEFAULT_MAX_ASPECT = 20  # the local profile's EXPLORER_MAX_ASPECT
+#: Pillow modes whose decoded image keeps one channel (the rest become RGB, 3 bytes a pixel)
+GRAY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
 # Magic numbers of formats people commonly try, for a more helpful refusal.
 _KNOWN_OTHER = (
@@ -80,20 +88,29 @@ def _format_pixels(n: int) -> str:
 
 
 def check_size(width: int, height: int, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_side: int = DEFAULT_MAX_SIDE) -> None:
-    """Refuse a declared size before decoding: a zero side, a bomb, or an absurd side length."""
+               max_side: int = DEFAULT_MAX_SIDE, max_aspect: int | None = None) -> None:
+    """Refuse a declared size before decoding: a zero side, a bomb, an absurd side length, a thin strip.
+
+    ``max_aspect`` (longest / shortest side) is checked only when given.
+    """
     if width <= 0 or height <= 0:
         raise ImageError(f"{name}: the image declares {width} x {height} pixels; an image needs at least 1 x 1.")
     if width * height > max_pixels:
         raise ImageError(
             f"{name}: the image declares {width:,} x {height:,} pixels ({_format_pixels(width * height)}), "
-            f"over the limit of {_format_pixels(max_pixels)} (possible decompression bomb); "
-            "please upload a smaller image."
+            f"over the limit of {_format_pixels(max_pixels)} (EXPLORER_MAX_SOURCE_PIXELS; possible "
+            "decompression bomb); please upload a smaller image."
         )
     if max(width, height) > max_side:
         raise ImageError(
             f"{name}: {width:,} x {height:,} pixels is not a sensible image size "
-            f"(the longest side allowed is {max_side:,} pixels)."
+            f"(the longest side allowed is {max_side:,} pixels, EXPLORER_MAX_SIDE)."
+        )
+    if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
+        ratio = max(width, height) / min(width, height)
+        raise ImageError(
+            f"{name}: {width:,} x {height:,} pixels is a strip with an aspect ratio of {ratio:,.0f}:1; images are "
+            f"resized for the model, and the limit is {max_aspect}:1 (EXPLORER_MAX_ASPECT)."
         )
 
 
@@ -157,48 +174,131 @@ def to_array(img: Image.Image) -> np.ndarray:
     if mode == "RGB" and _has_transparency(img):
         # RGB with a single transparent colour (tRNS chunk).
         return np.asarray(_composite_on_white(img.convert("RGBA")))
-    # RGB, RGBX, CMYK, YCbCr, LAB, HSV, ...
+    if mode == "RGB":
+        return np.asarray(img)  # no intermediate copy of a large photo
+    # RGBX, CMYK, YCbCr, LAB, HSV, ...
     return np.asarray(img.convert("RGB"))
 
 
-def decode_image(data: bytes, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_side: int = DEFAULT_MAX_SIDE) -> LoadedImage:
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file's header declares, read without decoding a pixel (:func:`probe_image`)."""
+
+    width: int
+    height: int
+    format: str  # Pillow's format name: PNG, JPEG, WEBP, BMP, GIF
+    mode: str  # Pillow's mode before normalisation
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def channels(self) -> int:
+        """Channels of the decoded :class:`LoadedImage` (1 grayscale, 3 colour; a palette counts as colour)."""
+        return 1 if self.mode in GRAY_MODES else 3
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of the decoded ``H x W x C`` uint8 pixels this file becomes."""
+        return self.pixels * self.channels
+
+
+def _limits(max_pixels: int | None, max_side: int | None, max_aspect: int | None) -> tuple[int, int, int]:
+    """The given limits, the server's settings for those left ``None``."""
+    if max_pixels is None or max_side is None or max_aspect is None:
+        from explorer.config import get_settings
+
+        s = get_settings()
+        max_pixels = s.max_source_pixels if max_pixels is None else max_pixels
+        max_side = s.max_side if max_side is None else max_side
+        max_aspect = s.max_aspect if max_aspect is None else max_aspect
+    return int(max_pixels), int(max_side), int(max_aspect)
+
+
+def _label(name: str) -> str:
+    return f"'{name}'" if name else "The file"
+
+
+def _open(data: bytes, label: str, max_pixels: int) -> Image.Image:
+    """Pillow's lazy open (header only), restricted to the accepted formats; every failure an ImageError."""
+    if data is None or len(data) == 0:
+        raise ImageError(f"{label} is empty (0 bytes); please choose an image file ({ACCEPTED_TEXT}).")
+    try:
+        return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(
+            f"{label} declares too many pixels to decode safely (possible decompression bomb); "
+            f"the limit is {_format_pixels(max_pixels)} (EXPLORER_MAX_SOURCE_PIXELS)."
+        ) from exc
+    except MemoryError as exc:
+        raise ImageError(f"{label} has a header too large to read in memory.") from exc
+    except Exception as exc:  # UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error
+        if "decompressed data too large" in str(exc).lower():  # Pillow's cap on zTXt / iCCP / iTXt chunks
+            raise ImageError(f"{label} has a compressed text or colour-profile chunk that inflates past the safe "
+                             "limit (possible decompression bomb).") from exc
+        what = _describe_unknown(bytes(data[:4096]))
+        if what.startswith("a damaged"):
+            raise ImageError(f"{label} could not be decoded: it looks like {what} "
+                             "(truncated or corrupt).") from exc
+        prefix = f"{label} is {what}" if what != "not a recognised image" else f"{label} is not a recognised image"
+        raise ImageError(f"{prefix}; accepted formats are {ACCEPTED_TEXT}.") from exc
+
+
+def probe_image(data: bytes, name: str = "upload", max_pixels: int | None = None, max_side: int | None = None,
+                max_aspect: int | None = None) -> ImageInfo:
+    """Read and check an upload's header without decoding any pixel (cheap even for a bomb).
+
+    The limits default to the server's settings. Raises :class:`ImageError` exactly as :func:`decode_image`
+    would for an empty file, a file that is not an accepted image, or a declared size over a limit.
+    """
+    max_pixels, max_side, max_aspect = _limits(max_pixels, max_side, max_aspect)
+    label = _label(name)
+    data = bytes(data) if data is not None and not isinstance(data, bytes) else data
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        img = _open(data, label, max_pixels)
+        try:
+            width, height = img.size
+            check_size(width, height, label, max_pixels=max_pixels, max_side=max_side, max_aspect=max_aspect)
+            return ImageInfo(int(width), int(height), str(img.format or "image"), str(img.mode))
+        finally:
+            img.close()
+
+
+def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None,
+                 max_side: int | None = None, max_aspect: int | None = None) -> LoadedImage:
     """Decode an uploaded file into a :class:`LoadedImage` (``source="upload"``).
+
+    The limits default to the server's settings (``EXPLORER_MAX_SOURCE_PIXELS``, ``EXPLORER_MAX_SIDE``,
+    ``EXPLORER_MAX_ASPECT``). Uploads should go through :func:`explorer.images.uploads.decode_upload`, which adds
+    the file-size limit and a cache by content digest.
 
     Raises:
         ImageError: one readable line: empty file, not an image / unsupported format, truncated or
-            corrupt data, a decompression bomb (over ``max_pixels``), or absurd dimensions (a side of 0
-            or longer than ``max_side``).
+            corrupt data, a decompression bomb (over ``max_pixels``), absurd dimensions (a side of 0
+            or longer than ``max_side``) or a thin strip (aspect ratio over ``max_aspect``).
     """
-    label = f"'{name}'" if name else "The file"
-    if data is None or len(data) == 0:
-        raise ImageError(f"{label} is empty (0 bytes); please choose an image file ({ACCEPTED_TEXT}).")
+    max_pixels, max_side, max_aspect = _limits(max_pixels, max_side, max_aspect)
+    label = _label(name)
+    data = bytes(data) if data is not None and not isinstance(data, bytes) else data
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            img = Image.open(io.BytesIO(bytes(data)), formats=ACCEPTED_FORMATS)
-        except Image.DecompressionBombError as exc:
-            raise ImageError(
-                f"{label} declares too many pixels to decode safely (possible decompression bomb); "
-                f"the limit is {_format_pixels(max_pixels)}."
-            ) from exc
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-            what = _describe_unknown(bytes(data[:4096]))
-            if what.startswith("a damaged"):
-                raise ImageError(f"{label} could not be decoded: it looks like {what} "
-                                 "(truncated or corrupt).") from exc
-            prefix = f"{label} is {what}" if what != "not a recognised image" else f"{label} is not a recognised image"
-            raise ImageError(f"{prefix}; accepted formats are {ACCEPTED_TEXT}.") from exc
+        img = _open(data, label, max_pixels)
         try:
             width, height = img.size
-            check_size(width, height, label, max_pixels=max_pixels, max_side=max_side)
+            check_size(width, height, label, max_pixels=max_pixels, max_side=max_side, max_aspect=max_aspect)
             fmt = img.format or "image"
             try:
                 img.seek(0)  # animated GIF / WebP: the first frame
+                if img.size != (width, height):  # a frame that grows the canvas (GIF) is checked again
+                    check_size(*img.size, label, max_pixels=max_pixels, max_side=max_side, max_aspect=max_aspect)
                 img.load()
+            except ImageError:
+                raise
             except Image.DecompressionBombError as exc:
                 raise ImageError(f"{label} declares too many pixels to decode safely "
-                                 "(possible decompression bomb).") from exc
+                                 "(possible decompression bomb; EXPLORER_MAX_SOURCE_PIXELS).") from exc
             except MemoryError as exc:
                 raise ImageError(f"{label} is too large to decode in memory.") from exc
             except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, struct.error...
@@ -208,20 +308,23 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int = DEFAULT_MA
                 else:
                     reason = f"the {_pretty(fmt)} data is corrupt ({detail})"
                 raise ImageError(f"{label} could not be decoded: {reason}.") from exc
+            if img.size != (width, height):
+                check_size(*img.size, label, max_pixels=max_pixels, max_side=max_side, max_aspect=max_aspect)
             try:
-                oriented = ImageOps.exif_transpose(img)
+                # In place: without an orientation tag Pillow would otherwise return a full copy.
+                ImageOps.exif_transpose(img, in_place=True)
             except Exception:  # broken EXIF: keep the pixels as stored
-                oriented = img
-            if oriented is None:
-                oriented = img
+                pass
             try:
-                pixels = to_array(oriented)
+                pixels = to_array(img)
+            except MemoryError as exc:
+                raise ImageError(f"{label} is too large to decode in memory.") from exc
             except Exception as exc:
-                raise ImageError(f"{label}: unsupported {_pretty(fmt)} pixel mode {oriented.mode!r}.") from exc
+                raise ImageError(f"{label}: unsupported {_pretty(fmt)} pixel mode {img.mode!r}.") from exc
         finally:
             img.close()
     del caught  # Pillow's warnings (bomb warnings included) are handled above, never re-raised.
-    return make_loaded(pixels, name=name or "upload", source="upload")
+    return make_loaded(pixels, name=name or "upload", source="upload", copy=False)
 
 
 def _pretty(fmt: str) -> str:

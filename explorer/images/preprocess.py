@@ -10,6 +10,11 @@
   Resampling is Pillow's bilinear filter on float data, which widens its support when downscaling, i.e.
   it is antialiased (like torchvision's ``antialias=True``): a photo shrunk to 8 x 8 averages areas
   instead of picking pixels. An image already at ``H x W`` is not resampled at all.
+* **Memory.** Only the crop window is resampled (Pillow's ``resize(box=...)`` over the source region that maps
+  onto it, with the same filter scale and centres as the full resize), one source plane at a time, and the
+  channels are set at the model's size (luminance and replication are per-pixel linear maps, so the order does
+  not change the values beyond float rounding, ~1e-5). A 20,000 x 1 strip resized for a 3 x 224 x 224 model
+  allocates about the model's input, never the 256 x 5,120,000 intermediate.
 * **Polarity.** ``invert="auto"`` (1-channel models only; a no-op for 3 channels) inverts when the
   border of the image is brighter than its centre (a dark digit on white paper), so digits come out white on black like digits / MNIST;
   digits / MNIST samples are already in that polarity and are never auto-inverted. ``"always"`` /
@@ -33,11 +38,15 @@ _LUMA = (0.299, 0.587, 0.114)
 _RESAMPLE = Image.Resampling.BILINEAR
 
 
-def _as_hwc_float(image: LoadedImage | np.ndarray) -> np.ndarray:
-    """``H x W x C`` float32 in [0, 1] (C in 1, 3), from ``exact`` when the image carries it."""
+def _source(image: LoadedImage | np.ndarray) -> tuple[np.ndarray, bool]:
+    """The ``H x W x C`` source (C in 1, 3), without converting it, and whether it is uint8 (0-255).
+
+    ``exact`` (dataset samples) comes back as float32 HWC in [0, 1]; float arrays are clipped to [0, 1].
+    No full-size float copy of a large uint8 upload is made here: planes are converted one at a time.
+    """
     if isinstance(image, LoadedImage):
         if image.exact is not None:
-            return np.transpose(image.exact, (1, 2, 0))
+            return np.transpose(image.exact, (1, 2, 0)), False
         arr = image.pixels
     else:
         arr = np.asarray(image)
@@ -46,53 +55,16 @@ def _as_hwc_float(image: LoadedImage | np.ndarray) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] not in (1, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"expected an H x W, H x W x 1 or H x W x 3 image, got shape {arr.shape}")
     if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / np.float32(255.0)
+        return arr, True
     if arr.dtype == np.bool_:
-        return arr.astype(np.float32)
+        return arr.astype(np.float32), False
     if np.issubdtype(arr.dtype, np.floating):
-        return np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+        return np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0), False
     raise ValueError(f"expected a uint8 or float image, got dtype {arr.dtype}")
 
 
-def _to_channels(hwc: np.ndarray, channels: int) -> np.ndarray:
-    if channels == hwc.shape[2]:
-        return hwc
-    if channels == 1:
-        r, g, b = hwc[:, :, 0], hwc[:, :, 1], hwc[:, :, 2]
-        luma = _LUMA[0] * r.astype(np.float64) + _LUMA[1] * g + _LUMA[2] * b
-        return np.clip(luma, 0.0, 1.0).astype(np.float32)[:, :, None]
-    return np.repeat(hwc, 3, axis=2)
-
-
-def _resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
-    img = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))  # mode "F"
-    return np.asarray(img.resize((width, height), resample=_RESAMPLE), dtype=np.float32)
-
-
-def _resize(hwc: np.ndarray, height: int, width: int) -> np.ndarray:
-    if hwc.shape[:2] == (height, width):
-        return hwc
-    planes = [_resize_plane(hwc[:, :, c], height, width) for c in range(hwc.shape[2])]
-    return np.clip(np.stack(planes, axis=2), 0.0, 1.0)
-
-
-def _center_crop(hwc: np.ndarray, height: int, width: int) -> np.ndarray:
-    """torchvision's CenterCrop: pad with 0 where the image is smaller, then crop the centre."""
-    h, w = hwc.shape[:2]
-    if h < height or w < width:
-        pad_top = (height - h) // 2 if h < height else 0
-        pad_left = (width - w) // 2 if w < width else 0
-        pad_bottom = (height - h + 1) // 2 if h < height else 0
-        pad_right = (width - w + 1) // 2 if w < width else 0
-        hwc = np.pad(hwc, ((pad_top, pad_bottom), (pad_left, pad_right), (0, 0)))
-        h, w = hwc.shape[:2]
-    top = int(round((h - height) / 2.0))
-    left = int(round((w - width) / 2.0))
-    return hwc[top:top + height, left:left + width]
-
-
 def _fit_size(h: int, w: int, height: int, width: int, resize: int | None) -> tuple[int, int]:
-    """The size to resample to before the centre crop."""
+    """The size the image would be resampled to before the centre crop (never allocated at this size)."""
     if resize is not None:
         # torchvision Resize(int): the shorter side becomes ``resize``, the longer keeps the aspect.
         if w <= h:
@@ -102,6 +74,45 @@ def _fit_size(h: int, w: int, height: int, width: int, resize: int | None) -> tu
         return h, w
     scale = max(height / h, width / w)
     return max(height, round(h * scale)), max(width, round(w * scale))
+
+
+def _window(fit: int, target: int) -> tuple[int, int, int]:
+    """One axis of torchvision's ``CenterCrop`` on a resampled axis of length ``fit``: ``(start, length,
+    offset)``, i.e. ``fit[start:start + length]`` lands at ``out[offset:offset + length]`` (zero padding
+    around it when ``fit`` is shorter than ``target``)."""
+    if fit >= target:
+        return int(round((fit - target) / 2.0)), target, 0
+    return 0, fit, (target - fit) // 2
+
+
+def _plane_window(plane: np.ndarray, is_uint8: bool, fit: tuple[int, int], rows: tuple[int, int],
+                  cols: tuple[int, int]) -> np.ndarray:
+    """``resample(plane, fit)[r0:r0 + nr, c0:c0 + nc]`` as float32 in [0, 1], computed without the full
+    resampled plane: Pillow resamples just the source box that maps onto the window (same filter scale and
+    centres as the full resize; only the window is allocated, so a 20,000 x 1 strip costs no more than the
+    model's input)."""
+    h, w = plane.shape
+    (r0, nr), (c0, nc) = rows, cols
+    if fit == (h, w):  # no resampling: a plain crop, exact values
+        win = plane[r0:r0 + nr, c0:c0 + nc]
+        return win.astype(np.float32) / np.float32(255.0) if is_uint8 else win.astype(np.float32)
+    if is_uint8:  # Pillow converts to 32-bit float itself: no float copy of the whole source in numpy
+        img = Image.frombuffer("L", (w, h), np.ascontiguousarray(plane), "raw", "L", 0, 1).convert("F")
+    else:
+        img = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))  # mode "F"
+    sy, sx = h / fit[0], w / fit[1]
+    box = (c0 * sx, r0 * sy, (c0 + nc) * sx, (r0 + nr) * sy)
+    out = np.asarray(img.resize((nc, nr), resample=_RESAMPLE, box=box), dtype=np.float32)
+    img.close()
+    if is_uint8:
+        out = out / np.float32(255.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _luma(planes: list[np.ndarray]) -> np.ndarray:
+    r, g, b = planes
+    luma = _LUMA[0] * r.astype(np.float64) + _LUMA[1] * g + _LUMA[2] * b
+    return np.clip(luma, 0.0, 1.0).astype(np.float32)
 
 
 def should_invert(gray: np.ndarray) -> bool:
@@ -141,11 +152,21 @@ def to_model_input(image: LoadedImage | np.ndarray, input_shape: tuple[int, int,
     if resize is not None and int(resize) < 1:
         raise ValueError(f"resize must be a positive side length, got {resize!r}")
 
-    hwc = _as_hwc_float(image)
-    hwc = _to_channels(hwc, channels)
-    fit_h, fit_w = _fit_size(hwc.shape[0], hwc.shape[1], height, width,
-                             None if resize is None else int(resize))
-    hwc = _center_crop(_resize(hwc, fit_h, fit_w), height, width)
+    src, is_uint8 = _source(image)
+    h, w = src.shape[:2]
+    fit = _fit_size(h, w, height, width, None if resize is None else int(resize))
+    (r0, nr, rt), (c0, nc, ct) = _window(fit[0], height), _window(fit[1], width)
+    # Resample each source plane to the crop window only, then set the channels at the model's size
+    # (luminance and replication are per-pixel linear maps, so this order gives the same values as
+    # converting first, without a full-size float or 3-channel copy of the source).
+    planes = [_plane_window(src[:, :, c], is_uint8, fit, (r0, nr), (c0, nc)) for c in range(src.shape[2])]
+    if channels == 1 and len(planes) == 3:
+        planes = [_luma(planes)]
+    elif channels == 3 and len(planes) == 1:
+        planes = planes * 3
+    hwc = np.zeros((height, width, channels), np.float32)
+    for c, plane in enumerate(planes):
+        hwc[rt:rt + nr, ct:ct + nc, c] = plane
 
     if invert == "always":
         hwc = np.float32(1.0) - hwc

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from explorer.models.wrapper import Classifier
+
+if TYPE_CHECKING:
+    from explorer.images import LoadedImage
 
 DATASETS = ("digits", "mnist", "photos", "uploads")
 DATASET_LABELS = {
@@ -178,35 +182,57 @@ def photo_images(model: Classifier, n: int = 64, seed: int = 0) -> ImageSet:
 
 def to_model_input(image: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     """One user image (H x W, H x W x C or C x H x W; uint8 0-255 or float 0-1) -> float32 C x H x W in [0, 1]:
-    grey <-> colour as needed, centre-cropped to a square when the model's input is square, then resized."""
+    centre-cropped to a square when the model's input is square, resized, then grey <-> colour as needed.
+
+    Memory is bounded by the source and the model's input: the image is resized (Pillow, in uint8) before any
+    float or channel conversion, so a large upload is never copied at 8 bytes a pixel or 3 channels wide.
+    """
     c, h, w = (int(v) for v in input_shape)
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
         a = a.transpose(1, 2, 0)  # C x H x W -> H x W x C
     if a.ndim == 2:
         a = a[..., None]
-    if a.ndim != 3:
+    if a.ndim != 3 or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"an image must be H x W or H x W x C, got shape {np.asarray(image).shape}")
-    if a.dtype != np.uint8:
-        a = np.asarray(a, np.float64)
-        if a.size and a.max() > 1.0:
-            a = a / 255.0
-        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
     a = a[..., :3] if a.shape[-1] >= 3 else a[..., :1]
-    if c == 1 and a.shape[-1] == 3:
-        a = np.asarray(a.astype(np.float64) @ np.array([0.299, 0.587, 0.114]), np.float64).round().astype(np.uint8)[..., None]
-    elif c == 3 and a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
     if h == w:
         a = _centre_crop(a)
-    return _resize(np.ascontiguousarray(a), (h, w)).transpose(2, 0, 1)
+    if a.dtype != np.uint8:
+        a = np.asarray(a, np.float32)
+        scale = np.float32(255.0) if a.size and float(np.nanmax(a)) <= 1.0 else np.float32(1.0)
+        a = np.clip(np.rint(np.nan_to_num(a) * scale), 0, 255).astype(np.uint8)
+    x = _resize(np.ascontiguousarray(a), (h, w))  # float32 h x w x C in [0, 1]
+    if c == 1 and x.shape[-1] == 3:
+        x = np.clip(x.astype(np.float64) @ np.array([0.299, 0.587, 0.114]), 0, 1).astype(np.float32)[..., None]
+    elif c == 3 and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return np.ascontiguousarray(x.transpose(2, 0, 1), np.float32)
 
 
-def user_images(model: Classifier, images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> ImageSet:
-    """User-provided images converted to the model's input; labelled by the model's clean prediction."""
-    x = np.stack([to_model_input(im, model.input_shape) for im in images]) if len(images) else \
-        np.zeros((0, *model.input_shape), np.float32)
-    names = tuple(names) if names is not None else tuple(f"upload #{i}" for i in range(len(x)))
+def user_images(model: Classifier, images: Sequence[np.ndarray | LoadedImage],
+                names: Sequence[str] | None = None) -> ImageSet:
+    """User-provided images converted to the model's input; labelled by the model's clean prediction.
+
+    Decoded uploads (:class:`explorer.images.LoadedImage`, from :func:`explorer.images.read_uploads`) go through
+    the sidebar's conversion (:func:`explorer.images.to_model_input`, with the model's ``resize`` where its spec
+    has one); plain arrays through :func:`to_model_input` above. Either way no step allocates more than the
+    source and the model's input.
+    """
+    from explorer.images import LoadedImage
+    from explorer.images import to_model_input as image_to_model_input
+
+    shape = tuple(int(v) for v in model.input_shape)
+
+    def convert(im) -> np.ndarray:
+        if isinstance(im, LoadedImage):
+            return image_to_model_input(im, shape, resize=_spec_resize(model))
+        return to_model_input(im, shape)
+
+    x = np.stack([convert(im) for im in images]) if len(images) else np.zeros((0, *shape), np.float32)
+    if names is None:
+        names = tuple(im.name if isinstance(im, LoadedImage) else f"upload #{i}" for i, im in enumerate(images))
+    names = tuple(names)
     if len(names) != len(x):
         raise ValueError("one name per image is needed")
     labels = _predicted(model, x) if len(x) else np.zeros(0, np.int64)
@@ -214,8 +240,19 @@ def user_images(model: Classifier, images: Sequence[np.ndarray], names: Sequence
                     labels_are_predictions=True)
 
 
+def _spec_resize(model: Classifier) -> int | None:
+    """The registered model's ``resize`` (e.g. 256 for a 224 ImageNet crop), None for unregistered models."""
+    from explorer.models import get_spec
+
+    try:
+        return get_spec(model.model_id).resize
+    except (KeyError, ValueError, AttributeError):
+        return None
+
+
 def load_images(name: str, model: Classifier, n: int = 1000, seed: int = 0,
-                uploads: Sequence[np.ndarray] | None = None, upload_names: Sequence[str] | None = None) -> ImageSet:
+                uploads: Sequence[np.ndarray | LoadedImage] | None = None,
+                upload_names: Sequence[str] | None = None) -> ImageSet:
     """The image set ``name`` (one of ``DATASETS``) for ``model``, up to ``n`` images."""
     if name == "digits":
         s = digits_images(n)

@@ -215,8 +215,9 @@ class RedisStore:
         return self.prefix + digest
 
     def get(self, digest: str) -> Any | None:
+        key = self._key(digest)
         try:
-            data = self.client.get(self._key(digest))
+            data = self.client.get(key)
         except Exception:  # noqa: BLE001 - an unreachable shared store is a miss
             return None
         if data is None:

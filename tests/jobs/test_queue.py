@@ -10,7 +10,7 @@ import pytest
 from explorer.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING
 from explorer.runs.store import DiskStore, MemoryStore, TieredStore
 
-from .conftest import EXECUTIONS, DigitsSweep, Light, Spin, open_gate, until, wait_started
+from tests.jobs.requests import EXECUTIONS, DigitsSweep, Light, Spin, open_gate, until, wait_started
 
 
 def test_thirty_sessions_asking_one_digest_run_it_once_and_all_get_the_result(make_queue):

@@ -8,7 +8,7 @@ import pytest
 from explorer.runs.store import MemoryStore, RedisStore, TieredStore, _Tolerant
 from tests.rooms.redis_server import redis_server
 
-from .conftest import EXECUTIONS, DigitsSweep, SpinOut
+from tests.jobs.requests import EXECUTIONS, DigitsSweep, SpinOut
 
 
 @pytest.fixture(scope="module")

@@ -311,7 +311,8 @@ def browser_phase(port: int, links: list[Link], contexts: int) -> tuple[list[flo
                 page.get_by_text("Adversarial prediction").first.wait_for(timeout=600_000)
                 times.append(time.perf_counter() - t0)
                 card = page.locator("div[data-testid='stMarkdownContainer']", has_text="Adversarial prediction")
-                labels[str(link)] = card.first.inner_text().split("\n")[1].strip()
+                lines = [x.strip() for x in card.first.inner_text().split("\n") if x.strip()]
+                labels[str(link)] = lines[lines.index("Adversarial prediction") + 1]
                 if page.locator("[data-testid='stException']").count():
                     errors += 1
             except Exception:  # noqa: BLE001
@@ -327,6 +328,7 @@ def main() -> None:
     ap.add_argument("--heavy", action="store_true")
     ap.add_argument("--soak-s", type=float, default=0.0)
     ap.add_argument("--browsers", type=int, default=0)
+    ap.add_argument("--only-browsers", action="store_true", help="baseline, then only the Chromium phase")
     ap.add_argument("--max-s", type=float, default=1500, help="hard limit for the whole run (seconds)")
     a = ap.parse_args()
     if a.sessions > 60 or a.browsers > 20 or a.soak_s > 1800:
@@ -350,6 +352,8 @@ def main() -> None:
         warm = asyncio.run(one_session(srv.port, Link("attack_studio", "model=digits-cnn&image=digits:0"), [],
                                        time.perf_counter()))
         print(f"warm-up (first page of a fresh server): {warm.open_s:.1f} s")
+        if a.only_browsers:
+            a.sessions = 0
         sampler = RssSampler(srv)
         t = time.perf_counter()
         logs = load_phase(srv, links, a.sessions, a.moves)
@@ -390,9 +394,10 @@ def main() -> None:
                   + ", ".join(f"{t:.0f}s {r:.0f}" for t, r in samples[::step]))
         if a.browsers:
             times, berr, labels = browser_phase(srv.port, links, a.browsers)
-            bad = sum(1 for u, lab in labels.items() if base.get((u, -1)) and base[(u, -1)].label != lab)
+            bad = [(u, base[(u, -1)].label, lab) for u, lab in labels.items()
+                   if base.get((u, -1)) and base[(u, -1)].label != lab]
             print(f"\nbrowsers: {a.browsers} Chromium contexts, time to the adversarial card {fmt_s(times)}; "
-                  f"errors {berr}, wrong labels {bad}")
+                  f"errors {berr}, wrong labels {len(bad)} of {len(labels)} links" + "".join(f"\n    {b}" for b in bad[:5]))
         if a.heavy:
             idle, busy = heavy_phase(srv)
             print(f"\nheavy: slider move on an idle server {fmt_s(idle)}")

@@ -445,4 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_command_modules() -> None:
-    """Every command is registered in this module (attack and sweep included)."""
+    """Import modules that register more commands (lessons, lab, defences)."""
+    import importlib
+
+    for name in ("explorer.jobs_cli",):
+        importlib.import_module(name)

@@ -36,6 +36,7 @@ _DEFAULTS: dict[str, tuple[int, int]] = {
     "EXPLORER_MAX_N": (2000, 500),  # samples of one dataset evaluation / projection
     "EXPLORER_WORKERS": (2, 2),  # heavy-job workers of one server
     "EXPLORER_SESSION_JOBS": (2, 1),  # heavy jobs one session may have running at once
+    "EXPLORER_TORCH_THREADS": (0, 0),  # torch threads per process; 0: torch's default (local), cores / workers (hosted)
 }
 
 
@@ -96,6 +97,8 @@ class Settings:
     max_n: int
     workers: int
     session_jobs: int
+    torch_threads: int
+    redis_url: str | None = None  # EXPLORER_REDIS_URL: a shared result store and presenter rooms for replicas
 
     @property
     def weights_dir(self) -> Path:
@@ -140,4 +143,6 @@ def get_settings() -> Settings:
         max_n=_int("EXPLORER_MAX_N"),
         workers=_int("EXPLORER_WORKERS"),
         session_jobs=_int("EXPLORER_SESSION_JOBS"),
+        torch_threads=_int("EXPLORER_TORCH_THREADS"),
+        redis_url=(os.environ.get("EXPLORER_REDIS_URL") or "").strip() or None,
     )

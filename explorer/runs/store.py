@@ -186,3 +186,88 @@ def default_store() -> TieredStore:
 
             _default = TieredStore(MemoryStore(), DiskStore(get_settings().cache_dir / "results"))
         return _default
+
+
+class RedisStore:
+    """Results in a shared Redis (``EXPLORER_REDIS_URL``), so several replicas behind a load balancer compute a
+    request once. Values are the same pickle-free encoding as on disk; keys are ``<prefix><digest>``.
+
+    ``ttl_s`` (default 7 days) bounds how long an entry lives; ``max_bytes`` skips results too large to share
+    (they stay in the local tiers). A Redis that cannot be reached is a miss on ``get`` and raises on ``put``
+    (a ``TieredStore`` in front keeps the memory and disk tiers working either way: see ``shared_default_store``).
+    """
+
+    def __init__(self, url_or_client: Any, prefix: str = "explorer:result:", ttl_s: int | None = 7 * 24 * 3600,
+                 max_bytes: int = 64 * 1024 * 1024) -> None:
+        if isinstance(url_or_client, str):
+            import redis
+
+            self.client = redis.Redis.from_url(url_or_client, socket_timeout=5, socket_connect_timeout=5)
+        else:
+            self.client = url_or_client
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+
+    def _key(self, digest: str) -> str:
+        if not digest or not all(c in "0123456789abcdef" for c in digest):
+            raise ValueError("a digest is lowercase hex")
+        return self.prefix + digest
+
+    def get(self, digest: str) -> Any | None:
+        key = self._key(digest)
+        try:
+            data = self.client.get(key)
+        except Exception:  # noqa: BLE001 - an unreachable shared store is a miss
+            return None
+        if data is None:
+            return None
+        try:
+            return decode(data)
+        except Exception:  # a torn or foreign value: a miss
+            return None
+
+    def put(self, digest: str, result: Any) -> None:
+        data = encode(result)
+        if len(data) > self.max_bytes:
+            return
+        self.client.set(self._key(digest), data, ex=self.ttl_s)
+
+
+class _Tolerant:
+    """A tier whose failures (network down) never reach the caller: ``put`` errors are ignored."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
+    def get(self, digest: str) -> Any | None:
+        try:
+            return self.store.get(digest)
+        except Exception:  # noqa: BLE001
+            return None
+
+    def put(self, digest: str, result: Any) -> None:
+        try:
+            self.store.put(digest, result)
+        except TypeError:
+            raise  # not storable: the caller must know
+        except Exception:  # noqa: BLE001 - the shared tier is down; local tiers have it
+            pass
+
+
+_shared: TieredStore | None = None
+
+
+def shared_default_store() -> TieredStore:
+    """:func:`default_store`, plus a shared Redis tier behind it when ``EXPLORER_REDIS_URL`` is set."""
+    global _shared
+    from explorer.config import get_settings
+
+    url = get_settings().redis_url
+    if not url:
+        return default_store()
+    with _default_lock:
+        if _shared is None:
+            _shared = TieredStore(MemoryStore(), DiskStore(get_settings().cache_dir / "results"),
+                                  _Tolerant(RedisStore(url)))
+        return _shared

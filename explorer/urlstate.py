@@ -207,6 +207,8 @@ class Param:
         key = widget_key or self.key
         if key not in st.session_state:
             value = self.read(notify=notify)
+            if isinstance(value, tuple):  # a list of options: widgets hold lists
+                value = list(value)
             st.session_state[key] = round(value * scale, 6) if (scale != 1.0 and value is not None) else value
 
     def text(self, value: Any) -> str | None:
@@ -219,6 +221,8 @@ class Param:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
     if isinstance(a, float) or isinstance(b, float):
         try:
             return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
@@ -288,11 +292,11 @@ def members(key: str, default: Sequence[str], options: Sequence[str], *, most: i
         items = [t for t in text.split(",") if t]
         if not items or any(t not in known for t in items) or (most is not None and len(items) > most):
             raise BadValue("not a list of options")
-        return list(dict.fromkeys(items))
+        return tuple(dict.fromkeys(items))
 
     what = f"a comma-separated list of up to {most} of {', '.join(options)}" if most else \
         f"a comma-separated list of {', '.join(options)}"
-    return Param(key, list(default), parse, escape_md(what), lambda v: ",".join(v))
+    return Param(key, tuple(default), parse, escape_md(what), lambda v: ",".join(v))
 
 
 def flag(key: str, default: bool) -> Param:

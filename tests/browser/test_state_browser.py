@@ -30,13 +30,13 @@ def choose(page, label: str, option: str, wait_for_app, where=None) -> None:
 
 
 def slider_value(page, label: str) -> str:
-    slider = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider").first
-    slider.wait_for()
-    return slider.get_attribute("aria-valuenow")
+    thumb = page.get_by_test_id("stSlider").filter(has_text=label).locator("input[type='range']").first
+    thumb.wait_for(state="attached")
+    return thumb.input_value()
 
 
 def number_value(page, label: str) -> str:
-    box = page.get_by_test_id("stNumberInput").filter(has_text=label).locator("input").first
+    box = page.get_by_test_id("stMain").get_by_label(label, exact=True).first
     box.wait_for()
     return box.input_value()
 
@@ -109,7 +109,7 @@ def test_url_values_are_not_rendered_as_links_and_the_favicon_is_local(open_app,
                     "&steps=<b>9</b>&image=../../etc/passwd")
     alerts = page.get_by_test_id("stAlert")
     text = " ".join(alerts.all_inner_texts())
-    assert "[Session expired - log in again](http://x.example)" in text  # shown as typed
+    assert "[Session expired - log in again](http://" in text  # shown as typed (cut to 40 characters)
     assert "<b>9</b>" in text and "../../etc/passwd" in text
     assert alerts.locator("a").count() == 0 and alerts.locator("b").count() == 0
     icons = page.locator("link[rel*='icon']")

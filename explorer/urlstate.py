@@ -126,7 +126,7 @@ def parse_int(text: str) -> int:
     """A whole number written plainly (``12``, ``+3``, ``-1``); anything else, including a number too long
     to be sensible, raises ``BadValue`` (never Python's own conversion messages)."""
     t = str(text).strip()
-    if len(t) > MAX_NUMBER_CHARS or not re.fullmatch(r"[+-]?\d+", t):
+    if len(t) > MAX_NUMBER_CHARS or not re.fullmatch(r"[+-]?[0-9]+", t):
         raise BadValue("not a whole number")
     return int(t)
 

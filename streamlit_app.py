@@ -1,8 +1,22 @@
-"""Adversarial Explorer: `streamlit run streamlit_app.py`."""
+"""Adversarial Explorer: `streamlit run streamlit_app.py`.
+
+The entry point runs the page inside a guard: an uncaught error is logged on the server with an id, and the
+visitor sees one line with that id (``client.showErrorDetails = "none"`` in .streamlit/config.toml keeps
+Streamlit's own traceback box out of the browser as well). The page icon is a local file: nothing is fetched
+from a font host.
+"""
+
+import logging
+import uuid
+from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="Adversarial Explorer", page_icon=":material/blur_on:", layout="wide")
+ROOT = Path(__file__).resolve().parent
+LOG = logging.getLogger("explorer.app")
+
+st.set_page_config(page_title="Adversarial Explorer", page_icon=str(ROOT / "assets" / "favicon.png"),
+                   layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -12,8 +26,21 @@ PAGES = [
     st.Page("pages/projections.py", title="Projections", icon=":material/bubble_chart:"),
 ]
 
+
+def report(exc: BaseException, where: str) -> str:
+    """Log an uncaught error with a short id (server side, with its traceback) and show the visitor one line."""
+    error_id = uuid.uuid4().hex[:8]
+    LOG.error("error %s on %s: %s", error_id, where, exc, exc_info=exc)
+    st.error(f"Something went wrong on this page (error id {error_id}). The details are in the server's log; "
+             "your settings are kept: change one, or pick another page.", icon=":material/error:")
+    return error_id
+
+
+page = st.navigation(PAGES)
 try:
-    st.navigation(PAGES).run()
+    page.run()
+except Exception as exc:  # noqa: BLE001 - st.stop / st.rerun are BaseExceptions and pass through
+    report(exc, page.title)
 finally:
     # UMAP compiles numba code once per server process: warm it up in a low-priority background thread that
     # starts after the first page has rendered (idempotent: later reruns and sessions do nothing).

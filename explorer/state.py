@@ -1,8 +1,15 @@
 """Session and URL state: the shared sidebar (model, image, device) that every page reads.
 
-The model and a sample image live in the URL (``?model=digits-cnn&image=digits:17``) so a view can be shared;
-uploads stay in the session only. Bad input (a broken upload, an unknown id in a URL, an unavailable model)
-gets one clear message and never loses the current selection.
+The model and the image live in the URL (``?model=digits-cnn&image=digits:17``, ``image=upload:<digest12>``
+for an uploaded image) so a view can be shared. Every page calls ``sidebar()``; the pickers keep the session's
+model, image and upload across every page (their values are re-asserted before they are drawn), and write them
+into the URL on every run. URL parameters go through ``explorer.urlstate`` (typed, validated, defaults dropped,
+remembered for the session).
+
+Uploads belong to the session that made them (``explorer.sessions``): a link naming another session's
+uploaded image or model shows a one-line notice and the default instead (the sharing rule, README). Bad input
+(a broken upload, an unknown id in a URL, an unavailable model) gets one clear, escaped message and never loses
+the current selection.
 
 The attack settings are shared by Attack Studio, Gradient maps and Projections through the URL keys
 ``attack``, ``eps``, ``steps`` and ``target``, with a session copy (``st.session_state["shared_attack"]``)
@@ -12,18 +19,22 @@ for page switches that drop the query: ``read_shared_attack`` (or its parts) rea
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
-from explorer.runs.rules import eps_text, norm_name, parse_eps
+from explorer import sessions, urlstate
+from explorer.runs.rules import eps_text, norm_name
 from explorer.attacks.config import ATTACKS, check_steps, eps_upper
+from explorer.config import get_settings
 from explorer.device import available_devices
 from explorer.digest import array_digest
 from explorer.images import ImageError, LoadedImage, decode_upload, list_samples, load_sample, to_model_input
 from explorer.models import DEFAULT_MODEL, ModelSpec, Status, availability, get_spec, list_specs
+from explorer.urlstate import escape_md, shown
 
 SAMPLE_KIND = {"digits": "digits", "mnist": "mnist", "imagenet": "photo", "user": "photo"}
 DEFAULT_IMAGE = {"digits": "digits:0", "mnist": "mnist:8000", "photo": "photo:chelsea"}
@@ -43,18 +54,16 @@ class Selection:
 
 
 def query(key: str, default: str | None = None) -> str | None:
-    value = st.query_params.get(key)
+    """The URL's text for ``key``; without one, what this session last wrote for it; else ``default``.
+    (Typed parameters: ``explorer.urlstate.Param.read``.)"""
+    value = urlstate.raw(key)
     return value if value else default
 
 
 def set_query(**values: str | None) -> None:
-    """Write page state into the URL (None removes a key); unchanged values are not rewritten."""
-    for key, value in values.items():
-        if value is None:
-            if key in st.query_params:
-                del st.query_params[key]
-        elif st.query_params.get(key) != str(value):
-            st.query_params[key] = str(value)
+    """Write page state into the URL and this session's memory (None removes a key: its default);
+    unchanged values are not rewritten."""
+    urlstate.put(**values)
 
 
 def seed_widget(key: str, value) -> None:
@@ -97,7 +106,7 @@ def shared_attack_name() -> str:
     """The shared ``attack`` (one of ``ATTACKS``); an unknown name warns and gives FGSM."""
     attack = shared_value("attack") or DEFAULT_ATTACK
     if attack not in ATTACKS:
-        st.warning(f"Unknown attack {attack!r} in the link; using FGSM (choose from {', '.join(ATTACKS)}).")
+        st.warning(f"Unknown attack {shown(attack)} in the link; using FGSM (choose from {', '.join(ATTACKS)}).")
         attack = DEFAULT_ATTACK
     return attack
 
@@ -112,11 +121,13 @@ def shared_eps(raw: str | None, attack: str, input_shape: Sequence[int] | None, 
     upper = eps_upper(attack, input_shape)
     unit = "L2 radius" if norm_name(attack) == "l2" else "pixel units"
     try:
-        eps = parse_eps(raw)
-        if not 0.0 <= eps <= upper:
-            raise ValueError(f"ε = {raw} is outside [0, {upper:g}] ({unit})")
+        eps = urlstate.parse_float(raw)
     except ValueError as exc:
-        st.warning(f"{_one_line(exc)}; using ε = {eps_text(fallback, photo, attack)}.")
+        st.warning(f"ε = {shown(raw)} is {exc} (write 8/255 or 0.03); using ε = {eps_text(fallback, photo, attack)}.")
+        return fallback
+    if not 0.0 <= eps <= upper:
+        st.warning(f"ε = {shown(raw)} is outside [0, {upper:g}] ({unit}); "
+                   f"using ε = {eps_text(fallback, photo, attack)}.")
         return fallback
     return eps
 
@@ -127,11 +138,14 @@ def shared_steps() -> int:
     if raw is None:
         return DEFAULT_STEPS
     try:
-        steps = int(raw)
+        steps = urlstate.parse_int(raw)
+    except ValueError:
+        st.warning(f"steps = {shown(raw)} is not a whole number; using {DEFAULT_STEPS} steps.")
+        return DEFAULT_STEPS
+    try:
         check_steps(steps)
     except ValueError as exc:
-        msg = _one_line(exc) if raw.strip().lstrip("-").isdigit() else f"steps = {raw!r} is not a whole number"
-        st.warning(f"{msg}; using {DEFAULT_STEPS} steps.")
+        st.warning(f"{escape_md(_one_line(exc))}; using {DEFAULT_STEPS} steps.")
         return DEFAULT_STEPS
     return steps
 
@@ -142,11 +156,11 @@ def shared_target(num_classes: int) -> int | None:
     if raw is None:
         return None
     try:
-        target = int(raw)
+        target = urlstate.parse_int(raw)
         if not 0 <= target < num_classes:
             raise ValueError
     except ValueError:
-        st.warning(f"target = {raw!r} in the link is not a class index from 0 to {num_classes - 1}; "
+        st.warning(f"target = {shown(raw)} in the link is not a class index from 0 to {num_classes - 1}; "
                    "running untargeted.")
         return None
     return target
@@ -179,12 +193,41 @@ def _model_label(spec: ModelSpec) -> str:
 
 
 USER_MODELS_KEY = "user_models"  # ids of the models this session uploaded (others' uploads stay private)
+UPLOADS_KEY = "uploaded_images"  # {"upload:<digest12>": LoadedImage}: this session's uploaded images
+UPLOAD_PREFIX = "upload:"
+MODEL_PICK = "model_pick"
+
+
+def safe_names(spec: ModelSpec) -> tuple[str, ...]:
+    """The model's class names escaped for Markdown (captions, metrics, warnings); plots take the raw names."""
+    return tuple(escape_md(n) for n in spec.class_names)
+
+
+def safe_name(spec: ModelSpec) -> str:
+    """The model's display name (an upload's carries its file name) escaped for Markdown."""
+    return escape_md(spec.name)
+
+
+def _other_session(model_id: str) -> bool:
+    """True when ``model_id`` is an upload this session does not own (models registered by code open anywhere)."""
+    from explorer.models import user
+
+    if not model_id.startswith("user:") or user.owns(user.LOCAL_SESSION, model_id):
+        return False
+    return user.link_notice(sessions.current_id(), model_id) is not None
 
 
 def _visible_specs(wanted: str | None) -> dict[str, ModelSpec]:
-    """Built-in and torchvision models, this session's uploads, and a user model a shared link names."""
+    """Built-in and torchvision models, this session's uploads, and a user model a link names when no other
+    session owns it (the sharing rule)."""
     mine = set(st.session_state.get(USER_MODELS_KEY, ()))
-    return {s.id: s for s in list_specs() if s.family != "user" or s.id in mine or s.id == wanted}
+    return {s.id: s for s in list_specs()
+            if s.family != "user" or s.id in mine or (s.id == wanted and not _other_session(s.id))}
+
+
+def visible_specs(current: str | None = None) -> dict[str, ModelSpec]:
+    """The models this session may see: built-in and torchvision ones, its own uploads, and ``current``."""
+    return _visible_specs(current)
 
 
 def _download_now(spec: ModelSpec) -> None:
@@ -195,53 +238,85 @@ def _download_now(spec: ModelSpec) -> None:
     try:
         get_model(spec.id, allow_download=True)
     except (ModelUnavailable, OSError) as exc:
-        st.sidebar.error(_one_line(exc))
+        st.sidebar.error(escape_md(_one_line(exc)))
     else:
         st.rerun()
 
 
-def _pick_model() -> str:
-    wanted = query("model", DEFAULT_MODEL)
+def _seed_model() -> None:
+    """Give the model picker its value: after an upload, the new model; on a session's first run (or after a
+    run that did not draw it), the link's model, checked, with a one-line notice when it cannot be shown."""
     pending = st.session_state.pop("_pending_model", None)
     if pending:
-        st.session_state["model_pick"] = wanted = pending
+        st.session_state[MODEL_PICK] = pending
+        return
+    if MODEL_PICK in st.session_state:
+        return
+    wanted = urlstate.raw("model") or DEFAULT_MODEL
     specs = _visible_specs(wanted)
     if wanted not in specs:
-        st.sidebar.warning(f"Unknown model {wanted!r} in the link; showing {get_spec(DEFAULT_MODEL).name}.")
+        if wanted.startswith("user:") and _other_session(wanted):
+            st.sidebar.warning(f"The link names a model uploaded in another session ({shown(wanted)}): uploads "
+                               f"stay with the session that made them; upload the same file to open it. Showing "
+                               f"{safe_name(get_spec(DEFAULT_MODEL))}.")
+        else:
+            st.sidebar.warning(f"Unknown model {shown(wanted)} in the link; showing "
+                               f"{safe_name(get_spec(DEFAULT_MODEL))}.")
         wanted = DEFAULT_MODEL
-    ids = list(specs)
-    if st.session_state.get("model_pick") not in specs:
-        st.session_state.pop("model_pick", None)
+    st.session_state[MODEL_PICK] = wanted
+
+
+def _pick_model() -> str:
+    _seed_model()
+    specs = _visible_specs(st.session_state.get(MODEL_PICK))
+    if st.session_state.get(MODEL_PICK) not in specs:  # e.g. this session's upload left the server
+        st.session_state[MODEL_PICK] = DEFAULT_MODEL
     model_id = st.sidebar.selectbox(
-        "Model", ids, index=ids.index(wanted), format_func=lambda i: _model_label(specs[i]), key="model_pick",
+        "Model", list(specs), format_func=lambda i: _model_label(specs[i]), key=MODEL_PICK,
         help="Built-in digit models run offline. ImageNet models need their torchvision weights once.",
     )
     spec = specs[model_id]
     avail = availability(model_id)
     if avail.status == Status.NEEDS_DOWNLOAD:
-        st.sidebar.info(f"{spec.name} needs its weights once (not available offline). On an offline machine run "
-                        f"`{avail.fix}` where there is internet and copy the cache (see README).")
-        if st.sidebar.button(f"Download {spec.name} now", key=f"download_{model_id}", icon=":material/download:"):
+        st.sidebar.info(f"{safe_name(spec)} needs its weights once (not available offline). On an offline machine "
+                        f"run `{avail.fix}` where there is internet and copy the cache (see README).")
+        if st.sidebar.button(f"Download {safe_name(spec)} now", key=f"download_{model_id}",
+                             icon=":material/download:"):
             _download_now(spec)
     elif avail.status == Status.UNAVAILABLE:
-        st.sidebar.warning(f"{spec.name} is unavailable: {avail.reason}. Fix: `{avail.fix}`")
+        st.sidebar.warning(f"{safe_name(spec)} is unavailable: {escape_md(avail.reason)}. Fix: `{avail.fix}`")
     _user_model_form()
     return model_id
 
 
+def _torchscript_help() -> str:
+    settings = get_settings()
+    if settings.allow_torchscript:
+        return ("TorchScript (torch.jit.save) is a program as well as weights: its code runs on this server. "
+                "Upload only models you trust; a hosted server turns it off (EXPLORER_PROFILE=hosted).")
+    return ("TorchScript is off on this server (EXPLORER_PROFILE=hosted, or EXPLORER_ALLOW_TORCHSCRIPT=0): a "
+            "TorchScript file is a program, and its code would run on the server. Upload a state_dict "
+            "(safetensors or torch.save) for a torchvision architecture instead.")
+
+
 def _user_model_form() -> None:
-    """Upload your own model: TorchScript, or a torchvision architecture + state_dict, with class names."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    """Upload your own model: a torchvision architecture + state_dict (or TorchScript where allowed)."""
+    from explorer.models.user import UserModelError, UserModelRequest, parse_class_names
 
-    from explorer.models.user import UserModelError, UserModelRequest, parse_class_names, register_user_model
-
+    settings = get_settings()
     with st.sidebar.expander("Your own model", icon=":material/upload_file:"):
+        if not settings.allow_torchscript:
+            st.caption("TorchScript uploads are **off** on this server (hosted profile): a TorchScript file is "
+                       "code that would run here. Upload weights (safetensors or a state_dict) for a "
+                       "torchvision architecture.")
         with st.form("user_model_form", border=False):
             weights = st.file_uploader("Model file", type=["pt", "pth", "ts", "safetensors"],
-                                       help="TorchScript (torch.jit.save), or a state_dict (torch.save or "
-                                            "safetensors) for the architecture below. Pickles that would run code "
-                                            "are refused.")
-            arch = st.text_input("torchvision architecture (empty: TorchScript)", placeholder="e.g. resnet18",
+                                       help="A state_dict (safetensors, or torch.save) for the architecture "
+                                            "below; pickles that would run code are refused. "
+                                            + _torchscript_help())
+            arch = st.text_input("torchvision architecture" + (" (empty: TorchScript)"
+                                                              if settings.allow_torchscript else ""),
+                                 placeholder="e.g. resnet18",
                                  help="Any name from torchvision.models.list_models(); the number of outputs is "
                                       "read from the weights.")
             names = st.file_uploader("Class names (optional)", type=["txt", "json"],
@@ -257,36 +332,93 @@ def _user_model_form() -> None:
             return
         try:
             class_names = parse_class_names(names.getvalue().decode("utf-8", "replace")) if names else None
-            ctx = get_script_run_ctx()
-            spec = register_user_model(UserModelRequest(
+            spec = sessions.register_user_model(UserModelRequest(
                 weights.getvalue(), weights.name, arch=arch.strip() or None, class_names=class_names,
-                input_shape=(int(channels), int(size), int(size))), session=ctx.session_id if ctx else "local")
+                input_shape=(int(channels), int(size), int(size))), sessions.current_id())
         except UserModelError as exc:
-            st.error(f"{weights.name}: {exc}")
+            st.error(f"{escape_md(weights.name)}: {escape_md(_one_line(exc))}")
             return
-        st.session_state.setdefault(USER_MODELS_KEY, []).append(spec.id)
+        mine = st.session_state.setdefault(USER_MODELS_KEY, [])
+        if spec.id not in mine:
+            mine.append(spec.id)
+        # The picker is already drawn in this run: its new value is set before it is drawn in the next one.
         st.session_state["_pending_model"] = spec.id
         set_query(model=spec.id)
         st.rerun()
 
 
-def _uploaded_image() -> LoadedImage | None:
+# ------------------------------------------------------------------------------------------- images
+def _uploads() -> OrderedDict:
+    return st.session_state.setdefault(UPLOADS_KEY, OrderedDict())
+
+
+def upload_id(img: LoadedImage) -> str:
+    """An uploaded image's id in links: ``upload:`` + the first 12 hex digits of its pixel digest."""
+    return f"{UPLOAD_PREFIX}{img.digest[:12]}"
+
+
+def _keep_upload(img: LoadedImage) -> str:
+    """Keep an uploaded image in this session (newest last), within the session's quota
+    (``EXPLORER_SESSION_UPLOAD_MB``); the oldest ones leave first."""
+    store = _uploads()
+    uid = upload_id(img)
+    store.pop(uid, None)
+    store[uid] = img
+    cap = get_settings().session_upload_mb * 1024 * 1024
+    while len(store) > 1 and sum(int(i.pixels.nbytes) for i in store.values()) > cap:
+        store.popitem(last=False)
+    return uid
+
+
+def _uploaded_image() -> None:
+    """The sidebar's image uploader: a new file is decoded once, kept in this session by its id, and becomes
+    the image shown (``_image_upload``); removing the file goes back to the sample picker."""
     upload = st.sidebar.file_uploader("…or upload an image", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
-                                      key="upload")
-    if upload is None:
-        st.session_state.pop("upload_image", None)
-        return None
-    previous: LoadedImage | None = st.session_state.get("upload_image")
-    if previous is not None and st.session_state.get("upload_id") == upload.file_id:
-        return previous
+                                      key="upload", on_change=_upload_changed)
+    known = st.session_state.get("upload_file")
+    if upload is None or (known is not None and known[0] == upload.file_id):
+        return
+    st.session_state["upload_file"] = (upload.file_id, None)
+    settings = get_settings()
+    if upload.size > settings.max_upload_mb * 1024 * 1024:
+        st.sidebar.error(f"{escape_md(upload.name)}: {upload.size / 2**20:.1f} MB is over this server's "
+                         f"{settings.max_upload_mb} MB limit for one file (EXPLORER_MAX_UPLOAD_MB).")
+        return
     try:
         img = decode_upload(upload.getvalue(), upload.name)  # limits + cache by digest
     except ImageError as exc:
-        st.sidebar.error(f"{upload.name}: {exc}")
-        return None
-    st.session_state["upload_image"] = img
-    st.session_state["upload_id"] = upload.file_id
-    return img
+        st.sidebar.error(f"{escape_md(upload.name)}: {escape_md(_one_line(exc))}")
+        return
+    uid = _keep_upload(img)
+    st.session_state["upload_file"] = (upload.file_id, uid)
+    st.session_state[IMAGE_UPLOAD] = uid
+
+
+IMAGE_UPLOAD = "_image_upload"  # the id of the uploaded image shown, or None: the sample picker's image
+
+
+def _upload_changed() -> None:
+    """The visitor removed the file from the uploader: back to the sample picker. (A page drawn without the
+    file, after a page switch, calls nothing: the upload stays the image shown.)"""
+    if st.session_state.get("upload") is None:
+        known = st.session_state.pop("upload_file", None)
+        if known is not None and st.session_state.get(IMAGE_UPLOAD) == known[1]:
+            st.session_state[IMAGE_UPLOAD] = None
+
+
+def _sample_id_ok(sample_id: str, kind: str) -> tuple[str | None, str]:
+    """(the sample id if it can be shown for ``kind``, else None; why not)."""
+    try:
+        img = load_sample(sample_id)
+    except (KeyError, ValueError) as exc:
+        return None, _one_line(exc).strip("'\"")
+    if not img.sample_id or img.sample_id.split(":")[0] != kind:
+        return None, f"this model takes {kind} samples"
+    return img.sample_id, ""
+
+
+def _chose_sample() -> None:
+    st.session_state[IMAGE_UPLOAD] = None
 
 
 def _pick_image(spec: ModelSpec) -> LoadedImage:
@@ -294,25 +426,42 @@ def _pick_image(spec: ModelSpec) -> LoadedImage:
     samples = [s for s in list_samples() if s.kind == kind] or list_samples("photo")
     ids = [s.id for s in samples]
     names = {s.id: s.name for s in samples}
-    wanted = query("image", DEFAULT_IMAGE.get(kind))
-    if wanted not in names:
-        try:
-            extra = load_sample(wanted) if wanted else None
-        except (KeyError, ValueError):
-            extra = None
-        if extra is not None and extra.sample_id and extra.sample_id.split(":")[0] == kind:
-            wanted = extra.sample_id
-            if wanted not in names:
-                ids.insert(0, wanted)
-                names[wanted] = extra.name
+    key = f"image_pick_{kind}"
+    default = DEFAULT_IMAGE.get(kind) if DEFAULT_IMAGE.get(kind) in names else ids[0]
+    linked = urlstate.from_link("image")  # an image= the link brought, not one this session wrote
+    if linked and linked.startswith(UPLOAD_PREFIX):
+        if linked in _uploads():
+            st.session_state[IMAGE_UPLOAD] = linked
         else:
-            wanted = DEFAULT_IMAGE.get(kind, ids[0]) if DEFAULT_IMAGE.get(kind) in names else ids[0]
-    sample_id = st.sidebar.selectbox("Image", ids, index=ids.index(wanted), format_func=lambda i: names[i],
-                                     key=f"image_pick_{kind}", help="Samples ship with installed packages: "
-                                     "they work offline.")
-    upload = _uploaded_image()
-    if upload is not None:
-        return upload
+            st.sidebar.warning(f"The link names an uploaded image ({shown(linked)}) that this session does not "
+                               "have: uploads stay with the session that made them; upload the same file to "
+                               "open it. Showing a sample instead.")
+        linked = None
+    elif linked:
+        ok, why = _sample_id_ok(linked, kind)
+        if ok is None:
+            st.sidebar.warning(f"image = {shown(linked)} in the link cannot be shown ({escape_md(why)}); "
+                               f"using {escape_md(names[default])}.")
+        else:
+            st.session_state[key] = ok
+            st.session_state[IMAGE_UPLOAD] = None
+    if key not in st.session_state:  # first draw for this kind of model: the session's last sample if it fits
+        last = urlstate.raw("image")
+        st.session_state[key] = (_sample_id_ok(last, kind)[0] if last and not last.startswith(UPLOAD_PREFIX)
+                                 else None) or default
+    current = st.session_state[key]
+    if current not in names:  # a valid sample outside the curated gallery, first in the list
+        names = {current: load_sample(current).name, **names}
+    sample_id = st.sidebar.selectbox("Image", list(names), format_func=lambda i: names[i], key=key,
+                                     on_change=_chose_sample,
+                                     help="Samples ship with installed packages: they work offline.")
+    _uploaded_image()
+    uid = st.session_state.get(IMAGE_UPLOAD)
+    if uid is not None and uid in _uploads():
+        st.sidebar.caption(f"Showing your upload {escape_md(_uploads()[uid].name)}; pick a sample above to "
+                           "go back.")
+        set_query(image=uid)
+        return _uploads()[uid]
     set_query(image=sample_id)
     return load_sample(sample_id)
 
@@ -348,9 +497,17 @@ def ensure_navigation() -> None:
     st.session_state["_navigation_checked"] = True
 
 
-def sidebar() -> Selection:
-    """Render the shared pickers and return the current selection (same on every page)."""
-    ensure_navigation()
+def _keep_widget_values() -> None:
+    """Re-assert the pickers' values before they are drawn. Every page draws its own sidebar, so after a page
+    switch the pickers are new widgets (new ids) and Streamlit would start them from their defaults; a value set
+    through the Session State API carries over to the new widget."""
+    for key in [MODEL_PICK, "device_pick", *(k for k in st.session_state if str(k).startswith("image_pick_"))]:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def _draw() -> Selection:
+    _keep_widget_values()
     st.sidebar.markdown("### Model and image")
     model_id = _pick_model()
     set_query(model=model_id)
@@ -360,3 +517,12 @@ def sidebar() -> Selection:
     x = to_model_input(image, spec.input_shape, resize=spec.resize)
     return Selection(model_id=model_id, spec=spec, image=image, x=x, digest=array_digest(x), device=device,
                      label=image.label)
+
+
+def sidebar() -> Selection:
+    """Render the shared pickers and return the current selection (same on every page). The pickers keep the
+    session's values across pages and detours (``_keep_widget_values``, ``explorer.urlstate``'s memory), and
+    write them into the URL on every run."""
+    ensure_navigation()
+    sessions.maybe_sweep()
+    return _draw()

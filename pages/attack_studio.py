@@ -16,6 +16,7 @@ from explorer.attacks.quantize import to_png_bytes
 from explorer.caching import attacks as attack_cache
 from explorer.plots.attacks import Curve, confidence_figure, perturbation_image, short_name, trace_figure
 from explorer.plots.images import topk_bars, upscale
+from explorer.urlstate import escape_md as esc
 
 PLOT_CONFIG = {"displayModeBar": False}
 IMG_SIDE = 280
@@ -161,7 +162,7 @@ with st.container(border=True):
 
 target = picked if targeted else None
 if target is not None and target == y:
-    st.warning(f"Target class {target} ({names[target]}) is the true class: pick another class for a targeted "
+    st.warning(f"Target class {target} ({esc(names[target])}) is the true class: pick another class for a targeted "
                "attack; running untargeted instead.")
     target = None
 
@@ -228,21 +229,21 @@ else:
 
 # ---- summary cards ------------------------------------------------------------------------------------
 k1, k2, k3, k4 = st.columns(4)
-card(k1, "True class", short_name(names[y], 28),
+card(k1, "True class", esc(short_name(names[y], 28)),
      f"{clean_probs[y] * 100:.1f}% on the clean image · {y_source}")
-card(k2, "Clean prediction", short_name(names[clean_pred], 28), f"{clean_probs[clean_pred] * 100:.1f}%")
+card(k2, "Clean prediction", esc(short_name(names[clean_pred], 28)), f"{clean_probs[clean_pred] * 100:.1f}%")
 where = "minimal perturbation" if minimal else f"ε = {fmt(eps)}"
-verdict = (f":red[reached the target {short_name(names[target])}]" if target is not None and success else
+verdict = (f":red[reached the target {esc(short_name(names[target]))}]" if target is not None and success else
            ":orange[target not reached]" if target is not None else
            ":red[label flipped]" if success else ":green[still the true class]")
-card(k3, "Adversarial prediction", short_name(names[adv_pred], 28),
+card(k3, "Adversarial prediction", esc(short_name(names[adv_pred], 28)),
      f"{adv_probs[adv_pred] * 100:.1f}% at {where} · {verdict}")
 if minimal:
     card(k4, "Smallest perturbation found", f"L2 {m.l2:.3f}", f"L∞ {m.linf:.4f}"
          + (f" = {m.linf * 255:.1f}/255" if photo else "") + " · no ε budget")
 elif sw.flip_eps is not None:
     card(k4, "Flip ε", fmt(sw.flip_eps),
-         f"{short_name(names[y])} → {short_name(names[sw.flip_class])} (refined by bisection)")
+         f"{esc(short_name(names[y]))} → {esc(short_name(names[sw.flip_class]))} (refined by bisection)")
 else:
     card(k4, "Flip ε", "none", f"no flip up to {fmt(grid[-1])}: widen the ε range"
          + (" or try PGD" if attack == "fgsm" else ""))
@@ -251,11 +252,11 @@ else:
 pert, amp = perturbation_image(delta)
 i1, i2, i3 = st.columns(3, gap="medium")
 i1.image(shown(sel.x, IMG_SIDE), width=IMG_SIDE,
-         caption=f"original: “{short_name(names[clean_pred])}” ({clean_probs[clean_pred] * 100:.1f}%)")
+         caption=f"original: “{esc(short_name(names[clean_pred]))}” ({clean_probs[clean_pred] * 100:.1f}%)")
 i2.image(shown(pert, IMG_SIDE), width=IMG_SIDE,
          caption=f"perturbation δ, amplified ×{amp:.1f} (grey = unchanged, max |δ| = {m.linf:.4f})")
 i3.image(shown(adv, IMG_SIDE), width=IMG_SIDE,
-         caption=f"adversarial: “{short_name(names[adv_pred])}” ({adv_probs[adv_pred] * 100:.1f}%)")
+         caption=f"adversarial: “{esc(short_name(names[adv_pred]))}” ({adv_probs[adv_pred] * 100:.1f}%)")
 crisp = "" if photo else ", shown with crisp nearest-neighbour pixels"
 st.caption(f"Left: the image the model sees (its own input, {sel.x.shape[1]}×{sel.x.shape[2]} pixels{crisp}). "
            f"Middle: what the attack added, scaled up ×{amp:.1f} so it is visible: mid-grey is no change, brighter "
@@ -272,7 +273,7 @@ b1, b2 = st.columns(2, gap="large")
 b1.plotly_chart(bars(clean_probs, "Clean image: top 5"), width="stretch", config=PLOT_CONFIG, key="as_top_clean")
 b2.plotly_chart(bars(adv_probs, f"Adversarial ({where}): top 5"), width="stretch", config=PLOT_CONFIG,
                 key="as_top_adv")
-st.caption(f"The five most likely classes, probability in %. Red: the true class ({short_name(names[y])}); "
+st.caption(f"The five most likely classes, probability in %. Red: the true class ({esc(short_name(names[y]))}); "
            "watch its bar shrink as ε grows.")
 
 # ---- confidence vs ε ----------------------------------------------------------------------------------
@@ -304,15 +305,15 @@ if not minimal:
     fig = confidence_figure(main_curve, short_name(names[y]), short_name(names[flip_cls]), float(to_x(eps)),
                             x_title, other_curve, x_fmt=lambda v: f"{v:.3g}" + x_suffix)
     st.plotly_chart(fig, width="stretch", config=PLOT_CONFIG, key="as_confidence")
-    goal = f"the target {short_name(names[flip_cls])}" if target is not None else \
-        f"the class it flips to ({short_name(names[flip_cls])})"
+    goal = f"the target {esc(short_name(names[flip_cls]))}" if target is not None else \
+        f"the class it flips to ({esc(short_name(names[flip_cls]))})"
     compare = ""
     if other_curve is not None:
         compare = (f" Dashed purple: the true class under {ATTACK_NAMES[other]} on the same grid; an iterative attack "
                    "usually needs a smaller ε than one FGSM step, because it re-aims after every step.")
     elif attack == "pgd-l2":
         compare = " No FGSM/PGD overlay here: their ε is an L∞ bound, not an L2 radius, so the axes would not match."
-    st.caption(f"Blue: probability of the true class ({short_name(names[y])}); red: probability of {goal}; dotted "
+    st.caption(f"Blue: probability of the true class ({esc(short_name(names[y]))}); red: probability of {goal}; dotted "
                "grey (right axis): the logit margin, positive while the attack has not succeeded. The label flips "
                "where the margin crosses zero (red dashed line, found on the grid and refined by bisection); the "
                f"green line is the slider's ε.{compare}")
@@ -339,10 +340,10 @@ with n1:
     ni, nt = st.columns([1, 2.2])
     noisy = nb.images[0]
     ni.image(shown(noisy, 140), width=140,
-             caption=f"noise: “{short_name(names[int(nb.pred[0])])}” ({nb.probs[0][int(nb.pred[0])] * 100:.1f}%)")
+             caption=f"noise: “{esc(short_name(names[int(nb.pred[0])]))}” ({nb.probs[0][int(nb.pred[0])] * 100:.1f}%)")
     moved = int(round(nb.flip_rate * len(nb.pred)))
     nt.markdown(f"Each pixel moved by ±{nb.eps:.4g} at random (the attack's L∞ size), {len(nb.pred)} draws: "
-                f"the label moved in **{moved} of {len(nb.pred)}**; p({short_name(names[y])}) is "
+                f"the label moved in **{moved} of {len(nb.pred)}**; p({esc(short_name(names[y]))}) is "
                 f"**{np.mean(nb.true_prob) * 100:.1f}%** on average, against **{adv_probs[y] * 100:.1f}%** after "
                 "the attack.")
     st.caption("Same size, random direction: noise barely moves the label. It is the attack's *direction*, "
@@ -357,7 +358,7 @@ with n2:
     else:
         verdict8 = ":orange[**the flip does not survive saving**]: rounding to 8 bits undid it."
     st.markdown(f"Rounded to whole 1/255 steps (each pixel moves by at most {float(e8.max_change[0]):.4f}), the "
-                f"adversarial is classified “**{short_name(names[p8])}**” ({e8.probs_8bit[0][p8] * 100:.1f}%): "
+                f"adversarial is classified “**{esc(short_name(names[p8]))}**” ({e8.probs_8bit[0][p8] * 100:.1f}%): "
                 f"{verdict8}")
     st.caption("An attack works in 32-bit floats; an image file stores 8 bits per channel. Perturbations that sit "
                "just past the decision boundary (DeepFool, Carlini-Wagner, ε right at the flip) can be undone "

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from explorer import caching, state
+from explorer import caching, state, urlstate
 from explorer.attacks import AttackConfig
 from explorer.boundaries import (
     ACTIVATIONS,
@@ -31,6 +29,7 @@ from explorer.plots.boundaries import (
     two_panel_figure,
 )
 from explorer.plots.images import upscale
+from explorer.urlstate import escape_md as esc
 
 PLOT_CONFIG = {"displayModeBar": False}
 TABS = ("2-D lab", "Slices through image space")
@@ -50,83 +49,35 @@ WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 # ------------------------------------------------------------------------------------ URL-backed widgets
-@dataclass(frozen=True)
-class Param:
-    """A page setting that lives in the URL (only when it differs from its default) and seeds a widget."""
-
-    default: Any
-    parse: Callable[[str], Any]
-    valid: Callable[[Any], bool]
-    what: str  # "… is not <what>"
-
-
-def _bool(raw: str) -> bool:
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
-
-
-def _encode(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+# Every control of the page lives in the URL while it differs from its default (explorer.urlstate).
+LAB = {p.key: p for p in (
+    urlstate.choice("lab_data", "moons", DATASETS),
+    urlstate.number("lab_noise", 0.15, 0.0, 0.5, what="a noise level from 0 to 0.5"),
+    urlstate.integer("lab_n", 300, 50, 1000, step=50),
+    urlstate.integer("lab_seed", 0, 0, 9999),
+    urlstate.integer("lab_depth", 2, 0, 6, what="a depth from 0 to 6"),
+    urlstate.choice("lab_width", 32, WIDTHS),
+    urlstate.choice("lab_act", "relu", ACTIVATIONS),
+    urlstate.choice("lab_wd", 0.0, WEIGHT_DECAYS),
+    urlstate.integer("lab_steps", 300, 20, 1000, step=20),
+    urlstate.flag("lab_adv", False),
+    urlstate.choice("lab_method", "pgd", ("fgsm", "pgd"), what="fgsm or pgd"),
+    urlstate.choice("lab_norm", "linf", ("linf", "l2"), what="linf or l2"),
+    urlstate.number("lab_eps", 0.3, 0.05, 1.0, step=0.05, what="a multiple of 0.05 from 0.05 to 1"),
+    urlstate.integer("lab_point", None, 0, what="a point index"),
+)}
 
 
-def _int_in(lo: int, hi: int) -> Callable[[Any], bool]:
-    return lambda v: lo <= v <= hi
+def seed(key: str, spec: urlstate.Param, url_key: str | None = None, scale: float = 1.0) -> None:
+    """Give widget ``key`` its starting value from the URL (or this session's last value) the first time it is
+    drawn, and after its tab was closed (a widget that is not drawn loses its state)."""
+    if url_key and url_key != spec.key:
+        spec = urlstate.Param(url_key, spec.default, spec.parse, spec.what, spec.encode)
+    spec.seed(key, scale)
 
 
-def _float_in(lo: float, hi: float) -> Callable[[Any], bool]:
-    return lambda v: math.isfinite(v) and lo - 1e-9 <= v <= hi + 1e-9
-
-
-LAB = {
-    "lab_data": Param("moons", str, lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "lab_noise": Param(0.15, float, _float_in(0.0, 0.5), "a noise level from 0 to 0.5"),
-    "lab_n": Param(300, int, lambda v: 50 <= v <= 1000 and v % 50 == 0, "a multiple of 50 from 50 to 1000"),
-    "lab_seed": Param(0, int, _int_in(0, 9999), "a whole number from 0 to 9999"),
-    "lab_depth": Param(2, int, _int_in(0, 6), "a depth from 0 to 6"),
-    "lab_width": Param(32, int, lambda v: v in WIDTHS, f"one of {', '.join(map(str, WIDTHS))}"),
-    "lab_act": Param("relu", str, lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),
-    "lab_wd": Param(0.0, float, lambda v: v in WEIGHT_DECAYS, f"one of {', '.join(f'{w:g}' for w in WEIGHT_DECAYS)}"),
-    "lab_steps": Param(300, int, lambda v: 20 <= v <= 1000 and v % 20 == 0, "a multiple of 20 from 20 to 1000"),
-    "lab_adv": Param(False, _bool, lambda v: True, "on or off (1 / 0)"),
-    "lab_method": Param("pgd", str, lambda v: v in ("fgsm", "pgd"), "fgsm or pgd"),
-    "lab_norm": Param("linf", str, lambda v: v in ("linf", "l2"), "linf or l2"),
-    "lab_eps": Param(0.3, float, lambda v: _float_in(0.05, 1.0)(v) and abs(v * 20 - round(v * 20)) < 1e-6,
-                     "a multiple of 0.05 from 0.05 to 1"),
-    "lab_point": Param(None, int, lambda v: v >= 0, "a point index"),
-}
-
-
-def from_url(key: str, spec: Param) -> Any:
-    """The URL's value of ``key``, or the default with a one-line warning when it is malformed."""
-    raw = state.query(key)
-    if raw is None:
-        return spec.default
-    try:
-        value = spec.parse(raw)
-        if spec.valid(value):
-            return value
-    except (ValueError, TypeError, ZeroDivisionError, OverflowError):
-        pass
-    shown = "none" if spec.default is None else _encode(spec.default)
-    st.warning(f"{key} = {raw!r} in the link is not {spec.what}; using {shown}.")
-    return spec.default
-
-
-def seed(key: str, spec: Param, url_key: str | None = None, scale: float = 1.0) -> None:
-    """Give widget ``key`` its starting value from the URL the first time it is drawn (and after its tab was
-    closed: a widget that is not drawn loses its state)."""
-    if key not in st.session_state:
-        value = from_url(url_key or key, spec)
-        st.session_state[key] = round(value * scale, 6) if (scale != 1.0 and value is not None) else value
-
-
-def write_url(values: dict[str, Any], specs: dict[str, Param]) -> None:
-    state.set_query(**{k: None if (v is None or v == specs[k].default) else _encode(v) for k, v in values.items()})
+def write_url(values: dict[str, Any], specs: dict[str, urlstate.Param]) -> None:
+    urlstate.write({specs[k]: v for k, v in values.items()})
 
 
 # ---------------------------------------------------------------------------------------------- 2-D lab
@@ -217,7 +168,7 @@ def lab_tab() -> None:
         net = bcache.trained(data_cfg, mlp_cfg, adv_cfg)
         g = bcache.lab_grid(data_cfg, mlp_cfg, adv_cfg)
     except ValueError as exc:
-        st.error(f"Cannot train with these settings: {exc}")
+        st.error(f"Cannot train with these settings: {esc(exc)}")
         return
     n = len(data.x)
 
@@ -235,7 +186,7 @@ def lab_tab() -> None:
         st.caption(f"Pick a training point by its index, or **click a point** in either panel. It is attacked "
                    f"inside its {NORM_NAMES[norm]} ball of radius ε = {eps:g}: one FGSM step (orange arrow) and a "
                    f"{bcache.POINT_PGD_STEPS}-step PGD path (purple), both against the network shown.")
-    state.set_query(lab_point=None if index is None else str(int(index)))
+    urlstate.write({LAB["lab_point"]: None if index is None else int(index)})
 
     title = (f"{DATASET_NAMES[data_cfg.name]} · {mlp_cfg.depth} × {mlp_cfg.width} "
              f"{ACT_NAMES[mlp_cfg.activation]} · {bcache.describe_training(adv_cfg)} · "
@@ -283,7 +234,7 @@ def lab_tab() -> None:
         bcache.trained(data_cfg, mlp_cfg, robust_cfg)
         rob = bcache.lab_margins(data_cfg, mlp_cfg, robust_cfg, norm)
     except ValueError as exc:
-        st.error(f"Cannot compute the margins: {exc}")
+        st.error(f"Cannot compute the margins: {esc(exc)}")
         return
     hist = margin_histograms(std.distance, rob.distance, norm=norm, cap=bcache.MARGIN_CAP, eps=eps,
                              names=("standard training", bcache.describe_training(robust_cfg)))
@@ -308,21 +259,23 @@ def lab_tab() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- slices
-def slice_params(photo: bool) -> dict[str, Param]:
+def slice_params(photo: bool) -> dict[str, urlstate.Param]:
     if photo:  # URL values are [0, 1] pixel units; the photo sliders show /255
-        eps = Param(4 / 255, float, _float_in(0.5 / 255, 32 / 255), "an ε from 0.5/255 to 32/255 (written in [0, 1])")
-        ext = Param(12 / 255, float, _float_in(1 / 255, 64 / 255), "an extent from 1/255 to 64/255 (written in [0, 1])")
+        eps = urlstate.number("slice_eps", 4 / 255, 0.5 / 255, 32 / 255,
+                              what="an ε from 0.5/255 to 32/255 (written in [0, 1])")
+        ext = urlstate.number("slice_extent", 12 / 255, 1 / 255, 64 / 255,
+                              what="an extent from 1/255 to 64/255 (written in [0, 1])")
         res = 21
     else:
-        eps = Param(0.1, float, _float_in(0.01, 0.5), "an ε from 0.01 to 0.5")
-        ext = Param(0.3, float, _float_in(0.05, 1.0), "an extent from 0.05 to 1")
+        eps = urlstate.number("slice_eps", 0.1, 0.01, 0.5, what="an ε from 0.01 to 0.5")
+        ext = urlstate.number("slice_extent", 0.3, 0.05, 1.0, what="an extent from 0.05 to 1")
         res = 41
     return {
-        "slice_plane": Param("adversarial/random", str, lambda v: v in PLANE_KINDS, f"one of {', '.join(PLANE_KINDS)}"),
-        "slice_res": Param(res, int, lambda v: 11 <= v <= 101 and v % 2 == 1, "an odd whole number from 11 to 101"),
+        "slice_plane": urlstate.choice("slice_plane", "adversarial/random", PLANE_KINDS),
+        "slice_res": urlstate.integer("slice_res", res, 11, 101, step=2, what="an odd whole number from 11 to 101"),
         "slice_eps": eps,
         "slice_extent": ext,
-        "slice_target": Param(None, int, lambda v: v >= 0, "a class index"),
+        "slice_target": urlstate.integer("slice_target", None, 0, what="a class index"),
     }
 
 
@@ -335,7 +288,7 @@ def slices_tab(sel: state.Selection) -> None:
     if st.session_state.get("slice_kind") not in (None, kind):
         # Switched between a digit and a photo model: ε and extent change scale, start from that kind's defaults.
         for key in ("slice_eps", "slice_extent", "slice_res", "slice_target"):
-            state.set_query(**{key: None})
+            urlstate.forget(key)
     st.session_state["slice_kind"] = kind
     scale = 255.0 if photo else 1.0
     seed("slice_plane", specs["slice_plane"])
@@ -346,7 +299,7 @@ def slices_tab(sel: state.Selection) -> None:
         seed("slice_target", specs["slice_target"])
         if st.session_state["slice_target"] is not None and st.session_state["slice_target"] >= len(names):
             st.warning(f"slice_target = {st.session_state['slice_target']} in the link is not a class of "
-                       f"{sel.spec.name}; using the runner-up class.")
+                       f"{esc(sel.spec.name)}; using the runner-up class.")
             st.session_state["slice_target"] = None
 
     probs = caching.probabilities(sel.model_id, sel.digest, sel.device, sel.x[None])[0]
@@ -397,7 +350,7 @@ def slices_tab(sel: state.Selection) -> None:
     try:
         sl = bcache.image_slice(sel.model_id, sel.digest, int(label), config, sel.device, sel.x)
     except ValueError as exc:
-        st.warning(f"Cannot build this slice: {exc}")
+        st.warning(f"Cannot build this slice: {esc(exc)}")
         return
     r = sl.result
     fg = attack_cache.attack(sel.model_id, sel.digest, int(label), AttackConfig("fgsm", eps=config.eps),
@@ -424,16 +377,16 @@ def slices_tab(sel: state.Selection) -> None:
 
         flip = lambda p: "flips" if p != label else "holds"  # noqa: E731
         at_eps = f"ε = {fmt(round(eps_d, 3))}"
-        picture(sel.x, f"original (centre ☆): “{names[pred]}” ({probs[pred] * 100:.0f}%)"
-                + (f", true “{names[label]}”" if sel.label is not None and label != pred else ""))
+        picture(sel.x, f"original (centre ☆): “{esc(names[pred])}” ({probs[pred] * 100:.0f}%)"
+                + (f", true “{esc(names[label])}”" if sel.label is not None and label != pred else ""))
         picture(fg.adversarial,
-                f"FGSM ✕, {at_eps}: “{names[fg_pred]}” ({flip(fg_pred)})")
+                f"FGSM ✕, {at_eps}: “{esc(names[fg_pred])}” ({flip(fg_pred)})")
         picture(pg.adversarial,
-                f"PGD-{bcache.PGD_STEPS} ◆, {at_eps}: “{names[pg_pred]}” ({flip(pg_pred)})")
+                f"PGD-{bcache.PGD_STEPS} ◆, {at_eps}: “{esc(names[pg_pred])}” ({flip(pg_pred)})")
     st.caption(
         f"Each cell is one image x + a·d₁ + b·d₂ (pixels clipped to [0, 1]), coloured by the class the model "
         f"predicts for it; hover for the class and its probability. The star at the centre is the original image "
-        f"(its cell is the model's own prediction, “{names[r.centre_pred]}”). "
+        f"(its cell is the model's own prediction, “{esc(names[r.centre_pred])}”). "
         + (f"Both axes are in L∞ pixel units: a = {fmt(round(eps_d, 3))} means every pixel moved by up to "
            f"{fmt(round(eps_d, 3))} of the [0, 1] pixel range. " if kind_ != "gradient/target" else
            "Gradient directions are not ±1 vectors, so here the axes are in RMS pixel units (L2 / √D). ")
@@ -451,7 +404,7 @@ def slices_tab(sel: state.Selection) -> None:
         prof = bcache.profile(sel.model_id, sel.digest, int(label), config.extent, n_profile, 0, True, sel.device,
                               sel.x)
     except ValueError as exc:
-        st.warning(f"Cannot compute the profile: {exc}")
+        st.warning(f"Cannot compute the profile: {esc(exc)}")
         return
     pfig = profile_figure(prof.t * scale, prof.loss_adv, prof.logits_adv, prof.loss_rand, prof.logits_rand, names,
                           prof.label, height=560)
@@ -494,6 +447,9 @@ st.markdown(
     "boundary away. **Slices:** the same picture around a real image — the classifier evaluated on a plane "
     "through the image, spanned by the attack's direction and a random one."
 )
+tab = st.query_params.get("tab")
+if tab and tab not in TABS:
+    urlstate.notice("tab", tab, f"one of {', '.join(urlstate.escape_md(t) for t in TABS)}", urlstate.escape_md(TABS[0]))
 lab, slices = st.tabs(TABS, key="tab", bind="query-params")
 if lab.open:
     with lab:

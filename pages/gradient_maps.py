@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from explorer import caching, state
+from explorer import caching, state, urlstate
 from explorer.runs import rules
 from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, AttackConfig, check_config
 from explorer.attacks.config import max_steps_allowed
@@ -24,8 +24,9 @@ from explorer.attributions import (
 )
 from explorer.caching import attacks as attack_cache
 from explorer.caching import attributions as attr_cache
-from explorer.models import ModelUnavailable, Status, availability, get_spec, list_specs
+from explorer.models import ModelUnavailable, Status, availability, get_spec
 from explorer.plots.attributions import channel_figure, grid_figure, perturbation_figure
+from explorer.urlstate import escape_md as esc
 
 PLOT_CONFIG = {"displayModeBar": False}
 
@@ -83,56 +84,86 @@ def _eps_text(value: float, photo: bool) -> str:
     return f"{value:g}/255" if photo else f"{value:g}"
 
 
+IG_STEPS = (8, 16, 32, 64, 128, 256)
+METHOD = urlstate.choice("map", "saliency", tuple(METHODS), what="a known method")
+OPTIONS = {p.key: p for p in (
+    urlstate.integer("n_samples", 25, 5, 100, step=5),
+    urlstate.number("sigma", 0.15, 0.0, 0.5, step=0.01, what="a noise σ from 0 to 0.5 in steps of 0.01"),
+    urlstate.choice("ig_steps", 64, IG_STEPS),
+    urlstate.choice("baseline", "black", BASELINES),
+    urlstate.number("opacity", 0.75, 0.0, 1.0, step=0.05, what="an opacity from 0 to 1 in steps of 0.05"),
+)}
+
+
 def method_controls(model, side: int) -> tuple[str, AttributionConfig, float]:
-    """Method picker (URL key ``map``), the method's own parameters, and the maps' opacity."""
+    """Method picker (URL key ``map``), the method's own parameters, and the maps' opacity: every one of them in
+    the URL (explorer.urlstate) while it differs from its default."""
     names = list(METHODS)
-    wanted = state.query("map", "saliency")
-    if wanted not in METHODS:
-        st.warning(f"Unknown method {wanted!r} in the link; showing saliency.")
-        wanted = "saliency"
-    state.seed_widget("gm_method", wanted)
+    if "gm_method" not in st.session_state and urlstate.raw("map") not in (None, *METHODS):
+        st.warning(f"Unknown method {urlstate.shown(urlstate.raw('map'))} in the link; showing saliency.")
+        urlstate.forget("map")
+    METHOD.seed("gm_method")
+    for key, param in OPTIONS.items():
+        param.seed(f"gm_{key}")
     cols = st.columns([2.2, 1.4, 1.4, 1.6])
     method = cols[0].selectbox("Attribution method", names, format_func=lambda m: METHODS[m].label, key="gm_method")
-    state.set_query(map=method)
     info = METHODS[method]
     cfg = AttributionConfig(method=method)
+    shown_opts: dict[urlstate.Param, object] = {METHOD: method}
     if "n_samples" in info.params:
-        n = cols[1].slider("Samples n", 5, 100, 25, step=5, key="gm_n_samples",
+        n = cols[1].slider("Samples n", 5, 100, step=5, key="gm_n_samples",
                            help="noisy copies averaged (cost: n backward passes per map)")
-        sigma = cols[2].slider("Noise σ", 0.0, 0.5, 0.15, step=0.01, key="gm_sigma",
+        sigma = cols[2].slider("Noise σ", 0.0, 0.5, step=0.01, key="gm_sigma",
                                help="noise standard deviation as a fraction of the image's range")
         cfg = replace(cfg, n_samples=int(n), sigma=float(sigma))
+        shown_opts.update({OPTIONS["n_samples"]: int(n), OPTIONS["sigma"]: round(float(sigma), 4)})
     if "steps" in info.params:
-        steps = cols[1].select_slider("Steps", [8, 16, 32, 64, 128, 256], 64, key="gm_ig_steps",
+        steps = cols[1].select_slider("Steps", IG_STEPS, key="gm_ig_steps",
                                       help="points on the path from the baseline to the image")
         baseline = cols[2].selectbox("Baseline", BASELINES, key="gm_baseline",
                                      help="black: all zeros; blurred: a Gaussian blur of the image; "
                                           "noise: uniform noise (seed 0)")
         cfg = replace(cfg, steps=int(steps), baseline=baseline)
+        shown_opts.update({OPTIONS["ig_steps"]: int(steps), OPTIONS["baseline"]: baseline})
     if "layer" in info.params:
         try:
             layers, default = candidate_layers(model), default_layer(model)
         except ValueError:
             layers, default = [], None
         if layers:
-            layer = cols[1].selectbox("Layer", layers, index=layers.index(default) if default in layers else 0,
-                                      key=f"gm_layer_{model.model_id}",
+            param = urlstate.choice("layer", default if default in layers else layers[0], layers,
+                                    what="a layer of this model")
+            param.seed(f"gm_layer_{model.model_id}", notify=False)
+            layer = cols[1].selectbox("Layer", layers, key=f"gm_layer_{model.model_id}",
                                       help="a convolutional layer (or a block holding one) under model.net; "
                                            "later layers: more semantic, coarser")
             cfg = replace(cfg, layer=layer)
+            shown_opts[param] = layer
     if "window" in info.params:
         top = max(1, side // 2)
-        window = cols[1].slider("Window (px)", 1, top, max(1, side // 8), key=f"gm_window_{side}",
+        window_p = urlstate.integer("window", max(1, side // 8), 1, top)
+        window_p.seed(f"gm_window_{side}", notify=False)
+        window = cols[1].slider("Window (px)", 1, top, key=f"gm_window_{side}",
                                 help="side of the hidden square, in the model's input pixels")
+        stride_p = urlstate.integer("stride", max(1, window // 2), 1, window)
         if window > 1:
-            stride = cols[2].slider("Stride (px)", 1, window, max(1, window // 2), key=f"gm_stride_{side}",
+            stride_p.seed(f"gm_stride_{side}", notify=False)
+            if st.session_state[f"gm_stride_{side}"] > window:
+                st.session_state[f"gm_stride_{side}"] = window
+            stride = cols[2].slider("Stride (px)", 1, window, key=f"gm_stride_{side}",
                                     help="step between window positions")
         else:
             stride = 1
             cols[2].caption("Stride: 1 px (a 1-pixel window visits every pixel)")
         cfg = replace(cfg, window=int(window), stride=int(min(stride, window)))
-    opacity = cols[3].slider("Map opacity", 0.0, 1.0, 0.75, step=0.05, key="gm_opacity",
+        shown_opts.update({window_p: int(window), stride_p: int(min(stride, window))})
+    opacity = cols[3].slider("Map opacity", 0.0, 1.0, step=0.05, key="gm_opacity",
                              help="0: only the image, 1: only the map (near-zero values stay see-through)")
+    shown_opts[OPTIONS["opacity"]] = round(float(opacity), 4)
+    # Options of the other methods leave the URL: the link names only what this view uses.
+    unused = {"n_samples", "sigma", "ig_steps", "baseline", "layer", "window", "stride"} - {p.key for p in shown_opts}
+    urlstate.forget(*unused)
+    urlstate.write(shown_opts)
     return method, cfg, float(opacity)
 
 
@@ -208,13 +239,13 @@ except ValueError as exc:
     except ValueError:
         config = AttackConfig(attack="fgsm", eps=rules.default_eps("fgsm", photo))
         instead = f"showing untargeted FGSM at ε = {config.eps:.4g} instead"
-    st.warning(f"{' '.join(str(exc).split())}; {instead}.")
+    st.warning(f"{esc(exc)}; {instead}.")
 
 try:
-    with st.spinner(f"Running {ATTACK_NAMES[config.attack]} on {spec.name}…"):
+    with st.spinner(f"Running {ATTACK_NAMES[config.attack]} on {esc(spec.name)}…"):
         result = attack_cache.attack(sel.model_id, sel.digest, y, config, sel.device, sel.x)
 except (ValueError, RuntimeError) as exc:
-    st.error(f"The attack failed: {' '.join(str(exc).split())}")
+    st.error(f"The attack failed: {esc(exc)}")
     st.stop()
 adv = result.adversarial
 adv_probs = result.probs
@@ -232,11 +263,11 @@ eps_label = ("minimal" if config.attack in MINIMAL_ATTACKS else
              f"{config.eps * 255:.3g}/255" if photo else f"{config.eps:.3g}")
 
 m1, m2, m3, m4 = st.columns(4)
-card(m1, "True class", names[y], f"{clean_probs[y] * 100:.1f}% on the clean image")
-card(m2, "Clean prediction", names[clean_pred], f"{clean_probs[clean_pred] * 100:.1f}%")
-card(m3, f"Adversarial ({ATTACK_NAMES[config.attack]}, ε {eps_label})", names[adv_pred],
+card(m1, "True class", esc(names[y]), f"{clean_probs[y] * 100:.1f}% on the clean image")
+card(m2, "Clean prediction", esc(names[clean_pred]), f"{clean_probs[clean_pred] * 100:.1f}%")
+card(m3, f"Adversarial ({ATTACK_NAMES[config.attack]}, ε {eps_label})", esc(names[adv_pred]),
      f"{adv_probs[adv_pred] * 100:.1f}%")
-card(m4, "Flip class", names[flip], ":green[label flipped]" if flipped else ":orange[no flip: the runner-up]")
+card(m4, "Flip class", esc(names[flip]), ":green[label flipped]" if flipped else ":orange[no flip: the runner-up]")
 st.caption(f"True class: {y_source}. Flip class: "
            + ("the adversarial's top prediction." if flipped else
               "the attack did **not** flip the label at this ε, so the maps use the adversarial's runner-up class; "
@@ -257,7 +288,7 @@ try:
     adv_maps = attr_cache.maps(sel.model_id, adv_digest, (y, flip), attr_config, sel.device, adv,
                                _label=f"{info.label}, adversarial image")
 except ValueError as exc:
-    st.warning(f"{info.label} cannot run on {spec.name}: {' '.join(str(exc).split())}")
+    st.warning(f"{info.label} cannot run on {esc(spec.name)}: {esc(exc)}")
     maps_ok = False
 
 if maps_ok:
@@ -315,10 +346,10 @@ if maps_ok:
               help="Pearson correlation over pixels between the perturbation's size and the map's size "
                    "(each the max over channels), for the clean image and the true class.")
     k2.metric("Sign agreement of δ with ∇ true class", fmt(agree_true),
-              help=f"mean of sign(δ)·sign(∂ logit / ∂ pixel) of the true class ({names[y]}) over the values "
+              help=f"mean of sign(δ)·sign(∂ logit / ∂ pixel) of the true class ({esc(names[y])}) over the values "
                    "where both are non-zero: −1 means every changed pixel moved so as to lower the true class")
     k3.metric("Sign agreement of δ with ∇ flip class", fmt(agree_flip),
-              help=f"the same with the flip class's ({names[flip]}) gradient: +1 means every changed pixel "
+              help=f"the same with the flip class's ({esc(names[flip])}) gradient: +1 means every changed pixel "
                    "moved so as to raise it")
 
     signed_delta = display(delta, True, normalize=True)
@@ -360,13 +391,15 @@ if maps_ok:
 
 # ---- the same image on several models
 st.subheader("The same image on several models")
-specs = {s.id: s for s in list_specs()}
+specs = state.visible_specs(sel.model_id)  # built-in models and this session's uploads
 loadable = [m for m in specs if availability(m).status in (Status.AVAILABLE, Status.NEEDS_TRAINING)]
 missing = [s.name for m, s in specs.items() if m not in loadable]
-state.seed_widget("gm_models", compare_defaults(sel.model_id, loadable))
+compare = urlstate.members("models", compare_defaults(sel.model_id, loadable), loadable, most=4)
+compare.seed("gm_models", notify=False)
 chosen = st.multiselect("Models to compare (2 to 4)", loadable, format_func=lambda m: specs[m].name,
                         max_selections=4, key="gm_models",
                         help="Each model gets the image re-preprocessed to its own input (size, channels).")
+urlstate.write({compare: chosen})
 if missing:
     st.caption("Not loadable on this machine (see the sidebar for the fix): " + ", ".join(missing) + ".")
 if len(chosen) < 2:

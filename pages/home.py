@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from explorer import caching, state
+from explorer import caching, state, urlstate
 from explorer.attacks import AttackConfig, default_eps_grid
 from explorer.caching.attacks import eps_sweep
 from explorer.models import accuracy
@@ -20,7 +20,7 @@ st.markdown(
     "model's feature space. Everything runs live, on any image, offline on the built-in models."
 )
 
-names = sel.spec.class_names
+names = state.safe_names(sel.spec)  # escaped for captions and metrics; the plot takes the raw names
 probs = caching.probabilities(sel.model_id, sel.digest, sel.device, sel.x[None])[0]
 pred = int(probs.argmax())
 label = sel.label if sel.label is not None else pred
@@ -67,9 +67,9 @@ else:
 
 with st.expander("Clean prediction in detail", expanded=False):
     acc = accuracy(sel.model_id)
-    st.plotly_chart(topk_bars(probs, names, 5, "Top-5 classes on the clean image", highlight=pred),
+    st.plotly_chart(topk_bars(probs, sel.spec.class_names, 5, "Top-5 classes on the clean image", highlight=pred),
                     width="stretch", config={"displayModeBar": False})
-    st.caption(f"{sel.spec.name}: {sel.spec.description}"
+    st.caption(f"{state.safe_name(sel.spec)}: {urlstate.escape_md(sel.spec.description)}"
                + (f"; held-out accuracy {acc * 100:.1f}%." if acc is not None else "."))
 
 st.subheader("Where to go next")

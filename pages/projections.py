@@ -9,11 +9,12 @@ from urllib.parse import urlencode
 import numpy as np
 import streamlit as st
 
-from explorer import caching, state
+from explorer import caching, state, urlstate
 from explorer.runs import rules
 from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, AttackConfig, check_config, to_png_bytes
 from explorer.attacks.config import max_steps_allowed
 from explorer.caching import projections as pcache
+from explorer.config import get_settings
 from explorer.models.data import DatasetUnavailable
 from explorer.plots.images import upscale
 from explorer.plots.projections import distance_figure, layer_growth_figure, mark_pair, projection_scatter
@@ -41,20 +42,7 @@ WHY_UNAVAILABLE = {
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def url_int(key: str, default: int, low: int, high: int, what: str) -> int:
-    raw = state.query(key)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError
-        return value
-    except ValueError:
-        st.warning(f"{key} = {raw!r} in the link is not {what} from {low} to {high}; using {default}.")
-        return default
+SEGMENTS = urlstate.flag("segments", True)
 
 
 def eps_text(eps: float, photo: bool) -> str:
@@ -71,7 +59,7 @@ def pick_dataset(model, model_id: str, model_name: str) -> str:
     if key not in st.session_state:
         wanted = state.query("dataset")
         if wanted is not None and wanted not in DATASETS:
-            st.warning(f"Unknown dataset {wanted!r} in the link; showing {DATASET_LABELS[default]} "
+            st.warning(f"Unknown dataset {urlstate.shown(wanted)} in the link; showing {DATASET_LABELS[default]} "
                        f"(choose from {', '.join(DATASETS)}).")
         elif wanted is not None and wanted not in available:
             st.warning(f"{DATASET_LABELS[wanted]} is not available for {model_name}: "
@@ -87,7 +75,8 @@ def pick_n(dataset: str) -> int | None:
         return None
     top = MAX_N[dataset]
     key = f"pj_n_{dataset}"
-    state.seed_widget(key, url_int("n", min(DEFAULT_N[dataset], top), 10, top, "a whole number of images"))
+    urlstate.integer("n", min(DEFAULT_N[dataset], top), 10, top, what=f"a whole number of images from 10 to {top}"
+                     ).seed(key)
     return int(st.number_input("N", 10, top, step=50 if top > 500 else 8, key=key,
                                help=f"How many images (at most {top} here). Digits and MNIST: the held-out "
                                     "images first, then training images."))
@@ -131,7 +120,7 @@ def pick_layer(model, model_id: str) -> str:
     if key not in st.session_state:
         wanted = state.query("layer")
         if wanted is not None and wanted not in names:
-            st.warning(f"Layer {wanted!r} in the link is not a layer of this model; using the penultimate layer "
+            st.warning(f"Layer {urlstate.shown(wanted)} in the link is not a layer of this model; using the penultimate layer "
                        f"({choices.default}).")
         state.seed_widget(key, wanted if wanted in names else choices.default)
     return st.selectbox("Layer", names, key=key,
@@ -142,23 +131,30 @@ def pick_layer(model, model_id: str) -> str:
 def pick_method() -> str:
     wanted = state.query("proj", "pca")
     if "pj_method" not in st.session_state and wanted not in METHODS:
-        st.warning(f"Unknown projection {wanted!r} in the link; showing PCA (choose from {', '.join(METHODS)}).")
+        st.warning(f"Unknown projection {urlstate.shown(wanted)} in the link; showing PCA (choose from {', '.join(METHODS)}).")
     state.seed_widget("pj_method", wanted if wanted in METHODS else "pca")
     return st.radio("Projection", METHODS, format_func=METHOD_LABELS.get, key="pj_method", horizontal=True,
                     help="PCA: linear and instant. UMAP: keeps neighbourhoods, fitted on the clean images. "
                          "t-SNE: keeps neighbourhoods, fitted on clean and adversarial together (slowest).")
 
 
-def uploaded_set(model_id: str, device: str | None):
+def uploaded_set(model_id: str, device: str | None, input_shape: tuple[int, int, int]):
     files = st.file_uploader("Images to project (several files, or one zip of a folder)", type=pcache.UPLOAD_TYPES,
                              accept_multiple_files=True, key="pj_uploads")
     if not files:
         st.info("Upload at least 5 images (PNG, JPEG, WebP, BMP, GIF), or a zip of a folder of them. Each image "
                 "is labelled by the model's own prediction, since uploads carry no true label.")
         st.stop()
-    decoded, problems = pcache.read_uploads([(f.name, f.getvalue()) for f in files])
+    total_mb = sum(f.size for f in files) / 2**20
+    cap = get_settings().max_total_upload_mb
+    if total_mb > cap:
+        st.error(f"These {len(files)} files hold {total_mb:.1f} MB, over this server's {cap} MB for one upload "
+                 "(EXPLORER_MAX_TOTAL_UPLOAD_MB): upload fewer or smaller files.")
+        st.stop()
+    decoded, problems = pcache.read_uploads([(f.name, f.getvalue()) for f in files], input_shape=input_shape)
     if problems:
-        lines = "\n".join(f"- `{name}`: {reason}" for name, reason in problems[:20])
+        lines = "\n".join(f"- {urlstate.escape_md(name)}: {urlstate.escape_md(reason)}"
+                          for name, reason in problems[:20])
         more = f"\n- … and {len(problems) - 20} more" if len(problems) > 20 else ""
         st.warning(f"{len(problems)} file(s) not used; the other {len(decoded)} are:\n{lines}{more}")
     if len(decoded) < 5:
@@ -200,7 +196,8 @@ def show_point(idx: int, data, adv, names, model_id: str, config: AttackConfig, 
     cp, ap = adv.clean_probs[idx], adv.adv_probs[idx]
     c_pred, a_pred = int(cp.argmax()), int(ap.argmax())
     side = 150
-    st.markdown(f"**#{idx}** · {s.sources[idx]}")
+    names = tuple(urlstate.escape_md(n) for n in names)  # class names of an uploaded model are the visitor's
+    st.markdown(f"**#{idx}** · {urlstate.escape_md(s.sources[idx])}")
     c1, c2 = st.columns(2)
     c1.image(upscale(s.images[idx], side), caption=f"clean: “{names[c_pred]}” ({cp[c_pred] * 100:.0f}%)",
              width="stretch")
@@ -281,7 +278,7 @@ st.markdown(
 with st.container(border=True):
     top = st.columns([1.5, 0.75, 1.3, 1.8, 0.75, 1.7])
     with top[0]:
-        dataset = pick_dataset(model, sel.model_id, sel.spec.name)
+        dataset = pick_dataset(model, sel.model_id, state.safe_name(sel.spec))
     with top[1]:
         n = pick_n(dataset)
     config = pick_attack(top[2:5], photo, tuple(model.input_shape))
@@ -291,7 +288,8 @@ with st.container(border=True):
     with row[0]:
         method = pick_method()
     with row[1]:
-        segments = st.toggle("Segments", value=True, key="pj_segments",
+        SEGMENTS.seed("pj_segments")
+        segments = st.toggle("Segments", key="pj_segments",
                              help="a grey line from each clean image to its adversarial twin")
     if photo and dataset == "photos":
         row[2].caption(f"ImageNet models: at most {MAX_N['photos']} images (each is 224×224×3; attacking and "
@@ -299,20 +297,21 @@ with st.container(border=True):
                        "crops first, then random crops, flips and colour jitter of them; labels are the model's "
                        "clean predictions.")
 state.set_query(dataset=dataset, n=None if n is None else str(n), layer=layer, proj=method)
+urlstate.write({SEGMENTS: bool(segments)})
 
 try:
     check_config(config, len(names), None, input_shape=tuple(model.input_shape))
 except ValueError as exc:
-    st.error(f"Attack settings: {exc}")
+    st.error(f"Attack settings: {urlstate.escape_md(exc)}")
     st.stop()
 
 try:
     if dataset == "uploads":
-        images = uploaded_set(sel.model_id, sel.device)
+        images = uploaded_set(sel.model_id, sel.device, sel.spec.input_shape)
     else:
         images = pcache.dataset_images(dataset, sel.model_id, int(n), 0, sel.device)
 except (ValueError, DatasetUnavailable) as exc:
-    st.error(f"{DATASET_LABELS.get(dataset, dataset)}: {exc}")
+    st.error(f"{DATASET_LABELS.get(dataset, dataset)}: {urlstate.escape_md(exc)}")
     st.stop()
 data = images.data
 if len(data) < 5:
@@ -324,7 +323,7 @@ try:
     f_clean = pcache.features(sel.model_id, images.digest, layer, sel.device, data.images, "clean images")
     f_adv = pcache.features(sel.model_id, adv.digest, layer, sel.device, adv.images, "adversarial images")
 except ValueError as exc:
-    st.error(str(exc))
+    st.error(urlstate.escape_md(exc))
     st.stop()
 
 shown = method
@@ -340,7 +339,7 @@ if method == "umap":
 try:
     proj = pcache.projection(f_clean.digest, f_adv.digest, shown, 0, f_clean.values, f_adv.values)
 except ValueError as exc:
-    st.warning(f"{METHOD_LABELS[shown]} failed ({exc}); showing PCA.")
+    st.warning(f"{METHOD_LABELS[shown]} failed ({urlstate.escape_md(exc)}); showing PCA.")
     shown = "pca"
     proj = pcache.projection(f_clean.digest, f_adv.digest, "pca", 0, f_clean.values, f_adv.values)
 

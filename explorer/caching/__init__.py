@@ -73,7 +73,9 @@ def require_model(model_id: str, device: str | None = None) -> Classifier:
     try:
         return get_model(model_id, device)
     except (ModelUnavailable, ValueError) as exc:
-        st.error(str(exc))
+        from explorer.urlstate import escape_md
+
+        st.error(escape_md(str(exc)))  # an uploaded model's name carries the visitor's file name
         st.stop()
         raise  # unreachable: st.stop raises
 

@@ -182,8 +182,7 @@ def test_class_names_of_an_uploaded_model_are_escaped_on_every_page():
 
 # ------------------------------------------------------------------------------------ sharing rule
 def test_a_link_to_another_sessions_upload_opens_the_default_with_a_notice():
-    spec = register_user_model(tiny_model(tuple("abcdefghij"), seed=2))
-    sessions.claim(spec.id, "someone-else")
+    spec = register_user_model(tiny_model(tuple("abcdefghij"), seed=2), session="someone-else")
     try:
         at = app(model=spec.id)
         assert not at.exception
@@ -199,10 +198,8 @@ def test_an_ended_session_loses_its_models_and_a_live_one_keeps_them():
     from explorer.models import ModelUnavailable
     from explorer.models.user import build_user
 
-    gone = register_user_model(tiny_model(tuple("abcdefghij"), seed=3))
-    kept = register_user_model(tiny_model(tuple("abcdefghij"), seed=4))
-    sessions.claim(gone.id, "closed-tab")
-    sessions.claim(kept.id, "open-tab")
+    gone = sessions.register_user_model(tiny_model(tuple("abcdefghij"), seed=3), "closed-tab")
+    kept = sessions.register_user_model(tiny_model(tuple("abcdefghij"), seed=4), "open-tab")
     alive = {"closed-tab": False, "open-tab": True}
     try:
         assert sessions.sweep(lambda sid: alive.get(sid), grace=0.0) == ["closed-tab"]

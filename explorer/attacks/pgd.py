@@ -40,7 +40,9 @@ def pgd(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps:
             with ``seed``; the global RNG is never used). With a list of ε for one image, every row shares
             the same unit draw, so row i equals a separate call at ε_i: bit for bit in L∞ (the sign absorbs
             rounding); in L2 to about 1e-7, because the float32 rounding of the gradient (and of its norm)
-            depends on the batch size (tested to 1e-5 in ``tests/runs/test_requests.py``).
+            depends on the batch size (tested to 1e-5 in ``tests/runs/test_requests.py``). The input gradient
+            itself differs by ~3e-9 between a batch of 7 and a batch of 1 (the conv/linear backward kernels
+            block differently, even on one thread), so exact L2 rows would need one backward per row.
         start: an explicit starting point (same shape as ``x``), projected onto the ε-ball and [0, 1]; it
             replaces the random start (pass a peer library's own draw to compare random-start PGD exactly).
     """

@@ -279,6 +279,14 @@ def adversarial_points(model: nn.Module, x: torch.Tensor, y: torch.Tensor, adv: 
     raise ValueError(f"adversarial method must be fgsm or pgd, got {adv.method!r}")
 
 
+def describe_training(adv: AdvTrainConfig) -> str:
+    """How a network was trained, in words ("standard training", "PGD adversarial training (L∞ ε = 0.2)")."""
+    if adv.method == "none":
+        return "standard training"
+    unit = "L∞" if adv.norm == "linf" else "L2"
+    return f"{adv.method.upper()} adversarial training ({unit} ε = {adv.eps:g})"
+
+
 # ------------------------------------------------------------------------------------------ training
 @dataclass(frozen=True, eq=False)
 class TrainedMLP:

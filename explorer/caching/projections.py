@@ -47,7 +47,7 @@ from explorer.projections import (
     load_images,
     summarize,
 )
-from explorer.projections.datasets import sample_id_for
+from explorer.projections.datasets import sample_id_for  # noqa: F401 - re-exported for the page
 from explorer.projections.project import METHOD_LABELS, expected_seconds
 from explorer.runs import run
 from explorer.runs.requests import DatasetAttackRequest, ProjectionRequest, attack_chunk

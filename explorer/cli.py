@@ -13,14 +13,20 @@ from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], argparse.ArgumentParser], Handler]] = {}
+HELP: dict[str, str] = {}
+HEAVY: set[str] = set()  # commands whose arguments come from the attack registry (importing torch)
 
 
 class CLIError(Exception):
     """An error the CLI reports as one line."""
 
 
-def command(name: str, help_text: str):
-    """Register a sub-command: the decorated function adds its arguments and returns a handler."""
+def command(name: str, help_text: str, heavy: bool = False):
+    """Register a sub-command: the decorated function adds its arguments and returns a handler.
+
+    ``heavy``: building its arguments imports torch (the attack registry): its parser is built only when that
+    command is the one run, so ``python -m explorer --help`` never imports torch.
+    """
 
     def wrap(fn: Callable[[argparse.ArgumentParser], Handler]):
         def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,6 +35,9 @@ def command(name: str, help_text: str):
             return p
 
         COMMANDS[name] = (add, fn)
+        HELP[name] = help_text
+        if heavy:
+            HEAVY.add(name)
         return fn
 
     return wrap
@@ -179,26 +188,6 @@ def load_image_arg(arg: str):
 # attack and sweep: thin callers of explorer.runs (the same requests and rules as the pages)
 # ---------------------------------------------------------------------------------------------------------
 
-from explorer.attacks import registry  # noqa: E402
-from explorer.attacks.config import AttackConfig, alpha_fraction  # noqa: E402
-from explorer.runs import rules  # noqa: E402
-from explorer.runs.rules import (  # noqa: E402
-    GRID_POINTS,
-    RunInputs,
-    eps_grid,
-    eps_text,
-    norm_name,
-    parameters,
-    parse_eps,
-    parse_target,
-    run_record,
-    sweep_config,
-)
-import math  # noqa: E402,F401
-import numpy as np  # noqa: E402
-
-
-
 def _add_params(p: argparse.ArgumentParser, sweep: bool) -> None:
     """One flag per parameter name of every registered attack (read from the registry: a new attack's
     parameters appear here without editing this file). Defaults are None: the chosen attack's own default."""
@@ -216,14 +205,15 @@ def _add_params(p: argparse.ArgumentParser, sweep: bool) -> None:
                 continue
             seen[prm.name] = spec.name
             flags = [prm.flag, *prm.aliases]
+            text = prm.help.replace("%", "%%")  # argparse %-formats help strings ("0.02 = 2%" crashed --help)
             if prm.kind == "bool":
                 p.add_argument(*flags, dest=prm.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=prm.help)
+                               help=text)
             elif prm.kind == "alpha":
-                p.add_argument(*flags, dest=prm.name, type=_eps_arg, default=None, help=prm.help)
+                p.add_argument(*flags, dest=prm.name, type=_eps_arg, default=None, help=text)
             else:
                 p.add_argument(*flags, dest=prm.name, type=int if prm.kind == "int" else float, default=None,
-                               help=f"{prm.help} (default {prm.default})")
+                               help=f"{text} (default {prm.default})")
 
 
 def _config_from_args(a: argparse.Namespace, config, sweep: bool = False):
@@ -262,6 +252,8 @@ def _prepare(model_arg: str, image_arg: str):
 
 
 def _eps_arg(text: str) -> float:
+    from explorer.runs.rules import parse_eps
+
     try:
         return parse_eps(text)
     except ValueError as exc:
@@ -292,8 +284,11 @@ def _check_target(target: int | None, inputs: RunInputs, class_names: Sequence[s
                        f"({inputs.label_source}): pick another class for a targeted attack")
 
 
-@command("attack", "Attack one image and report the adversarial's prediction, its size and the 8-bit check.")
+@command("attack", "Attack one image and report the adversarial's prediction, its size and the 8-bit check.",
+         heavy=True)
 def _attack(p: argparse.ArgumentParser):
+    from explorer.attacks import registry
+
     _add_common(p)
     p.add_argument("--attack", required=True, choices=registry.names())
     p.add_argument("--eps", type=_eps_arg, default=None,
@@ -303,8 +298,12 @@ def _attack(p: argparse.ArgumentParser):
     p.add_argument("--out", default=None, help="save the adversarial as a PNG here")
 
     def run(a: argparse.Namespace) -> int:
+        import numpy as np
+
+        from explorer.attacks.config import AttackConfig
         from explorer.attacks.quantize import to_png_bytes
-        from explorer.runs import AttackRequest, PointChecksRequest, run
+        from explorer.runs import AttackRequest, PointChecksRequest, rules, run
+        from explorer.runs.rules import eps_text, parse_target, run_record
 
         spec, model, x, clean, inputs = _prepare(a.model, a.image)
         names = spec.class_names
@@ -356,8 +355,11 @@ def _attack(p: argparse.ArgumentParser):
     return run
 
 
-@command("sweep", "Attack one image over a grid of ε: the flip ε and the confidence table.")
+@command("sweep", "Attack one image over a grid of ε: the flip ε and the confidence table.", heavy=True)
 def _sweep(p: argparse.ArgumentParser):
+    from explorer.attacks import registry
+    from explorer.runs.rules import GRID_POINTS
+
     _add_common(p)
     p.add_argument("--attack", required=True, choices=registry.budget_names())
     p.add_argument("--eps-max", type=_eps_arg, default=None,
@@ -368,7 +370,9 @@ def _sweep(p: argparse.ArgumentParser):
     _add_params(p, sweep=True)
 
     def run(a: argparse.Namespace) -> int:
-        from explorer.runs import SweepRequest, run
+        from explorer.attacks.config import alpha_fraction
+        from explorer.runs import SweepRequest, rules, run
+        from explorer.runs.rules import eps_grid, eps_text, norm_name, parameters, parse_target, sweep_config
 
         spec, model, x, clean, inputs = _prepare(a.model, a.image)
         names = spec.class_names
@@ -421,17 +425,24 @@ def _sweep(p: argparse.ArgumentParser):
 
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; a heavy command's arguments are added only when ``argv`` runs that command (``argv=None``:
+    every command in full)."""
     parser = argparse.ArgumentParser(prog="python -m explorer", description="Adversarial Explorer command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add, _ in COMMANDS.values():
-        add(sub)
+    chosen = next((a for a in argv if a in COMMANDS), None) if argv is not None else None
+    for name, (add, _) in COMMANDS.items():
+        if name in HEAVY and argv is not None and name != chosen:
+            sub.add_parser(name, help=HELP[name], description=HELP[name])  # never parsed: another command runs
+        else:
+            add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     _load_command_modules()
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return args._handler(args)

@@ -9,7 +9,8 @@ import numpy as np
 import streamlit as st
 
 from explorer import caching, state
-from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, alpha_fraction, check_config, registry
+from explorer.attack_settings import AttackWidget
+from explorer.attacks import ATTACK_NAMES, check_config, registry
 from explorer.attacks.config import max_steps_allowed
 from explorer.runs import rules
 from explorer.attacks.quantize import to_png_bytes
@@ -37,25 +38,6 @@ def card(col, label: str, value: str, note: str) -> None:
     col.markdown(f":gray[{label}]\n#### {value}\n{note}")
 
 
-def starting_eps(raw: str | None, attack: str, photo: bool, scale: str, top_choices: tuple[float, ...],
-                 input_shape) -> float:
-    """The ε the slider starts at: the shared value (validated), or the default for this scale.
-
-    The shared ε is reset to the default when the page itself wrote it under another scale (digits vs photos,
-    L∞ vs L2): the number would mean something else now.
-    """
-    fallback = rules.default_eps(attack, photo)
-    last = st.session_state.get("as_last")
-    if last is not None and last[0] == raw and last[1] != scale:
-        return fallback
-    eps = state.shared_eps(raw, attack, input_shape, fallback, photo)
-    if eps > top_choices[-1]:
-        st.warning(f"ε = {rules.eps_text(eps, photo, attack)} is beyond this page's largest range "
-                   f"({rules.eps_text(top_choices[-1], photo, attack)}); showing the largest ε instead.")
-        return top_choices[-1]
-    return eps
-
-
 # ---------------------------------------------------------------------------------------------- page
 
 sel = state.sidebar()
@@ -76,89 +58,26 @@ clean_pred = int(clean_probs.argmax())
 y, y_source = rules.choose_label(sel.label, clean_probs)
 
 # ---- controls ------------------------------------------------------------------------------------------
-url_attack = state.shared_attack_name()
-url_steps = state.shared_steps()
+widget = AttackWidget("as", photo=photo, input_shape=spec.input_shape, mode="sweep")
 url_target = state.shared_target(len(names))
-url_eps = state.shared_value("eps")  # validated below, against the attack and scale the widgets pick
-state.seed_widget("as_attack", url_attack)
-state.seed_widget("as_steps", url_steps)
 state.seed_widget("as_targeted", url_target is not None)
 default_target = names.index("vulture") if "vulture" in names else (y + 1) % len(names)
 state.seed_widget(f"as_target_{kind}", url_target if url_target is not None else default_target)
 
 with st.container(border=True):
-    c1, c2, c3, c4, c5 = st.columns([2.2, 1.1, 1.5, 1.3, 1.1], vertical_alignment="bottom")
-    attack = c1.selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="as_attack",
-                          help="FGSM … MI-FGSM spend a budget ε; DeepFool and Carlini-Wagner look for the "
-                               "smallest perturbation that flips the label.")
-    norm = rules.norm_name(attack)
-    scale = f"{kind}_{norm}"
-    minimal = attack in MINIMAL_ATTACKS
-    steps = int(c2.number_input("Steps", 1, max_steps_allowed(), key="as_steps",
-                                help="Iterations of BIM, PGD, MI-FGSM and the PGD curve overlaid on FGSM's chart; "
-                                     f"DeepFool's iteration cap. This server allows up to {max_steps_allowed()} "
-                                     "(EXPLORER_MAX_STEPS)."))
-    alpha_frac = None
-    random_start, pgd_seed, decay, overshoot, cw_c, cw_steps = True, 0, 1.0, 0.02, 1.0, 100
-    if attack in ("bim", "pgd", "pgd-l2", "mifgsm"):
-        default_frac = alpha_fraction(attack, steps)
-        alpha_frac = c3.number_input("Step α (× ε)", min_value=0.001, max_value=10.0, value=None, step=0.05,
-                                     format="%.3f", placeholder=f"default {default_frac:.3g}",
-                                     key=f"as_alpha_{attack}",
-                                     help="Each step moves α = (this) × ε. Empty: "
-                                          + ("2.5 / steps (Madry et al.)" if attack.startswith("pgd") else
-                                             "1 / steps, so the steps can just reach the edge of the ε-box."))
-    elif attack == "deepfool":
-        overshoot = c3.number_input("Overshoot", 0.0, 1.0, 0.02, step=0.01, key="as_overshoot",
-                                    help="How far past the linearised boundary DeepFool steps (0.02 = 2%).")
-    elif attack == "cw":
-        cw_c = c3.number_input("Constant c", 0.01, 100.0, 1.0, step=0.5, key="as_cw_c",
-                               help="The trade-off between a small ‖δ‖₂ and a large margin (binary-searched).")
-    aspec = registry.get(attack)
-    if aspec.has("random_start"):
-        random_start = c4.toggle("Random start", value=True, key="as_random_start",
-                                 help="Start from a uniformly random point in the ε-ball (Madry et al.).")
-    if aspec.has("seed"):
-        pgd_seed = int(c5.number_input("Seed", 0, 2**31 - 1, 0, key="as_seed", disabled=not random_start,
-                                       help="The random start is drawn from torch.Generator().manual_seed(seed)."))
-    elif attack == "mifgsm":
-        decay = float(c4.number_input("Momentum μ", 0.0, 5.0, 1.0, step=0.1, key="as_decay",
-                                      help="Decay of the running gradient average (Dong et al. use 1.0)."))
-    elif attack == "cw":
-        cw_steps = int(c4.number_input("Adam steps", 1, max_steps_allowed(), min(100, max_steps_allowed()),
-                                       key="as_cw_steps", help="Optimisation steps per binary-search round (3)."))
-
-    # the attack's own parameters that have no widget above (read from its registry spec: e.g. APGD's)
-    shown_params = {"steps", "alpha", "random_start", "seed", "momentum", "overshoot", "c", "adam_steps"}
-    extra_params = {}
-    for prm in (p for p in aspec.params if p.field is None and p.name not in shown_params):
-        low, high = prm.bounds()
-        if prm.kind == "int":
-            extra_params[prm.name] = int(st.number_input(prm.label, int(low), int(high), int(prm.default),
-                                                         key=f"as_p_{attack}_{prm.name}", help=prm.help))
-        else:
-            extra_params[prm.name] = float(st.number_input(prm.label, float(low), float(high), float(prm.default),
-                                                           step=prm.step, key=f"as_p_{attack}_{prm.name}",
-                                                           help=prm.help))
-    mom = aspec.param("momentum")
-    if mom is not None and mom.field is None:  # a momentum of the attack's own (APGD's), not MI-FGSM's μ
-        extra_params["momentum"] = float(c4.number_input(mom.label, float(mom.low), float(mom.high),
-                                                         float(mom.default), step=mom.step,
-                                                         key=f"as_p_{attack}_momentum", help=mom.help))
-
+    c1, c2, _ = st.columns([2.2, 1.1, 3.8], vertical_alignment="bottom")
+    params_box = st.container()
     t1, t2, t3 = st.columns([1.1, 3, 2], vertical_alignment="bottom")
+    settings = widget.draw(c1, t3, c2, params_box,
+                           steps_help="Iterations of BIM, PGD, MI-FGSM, APGD and the PGD curve overlaid on FGSM's "
+                                      f"chart; DeepFool's iteration cap. This server allows up to "
+                                      f"{max_steps_allowed()} (EXPLORER_MAX_STEPS).")
     targeted = t1.toggle("Targeted", key="as_targeted",
                          help="Untargeted: any wrong label counts. Targeted: the attack must reach the class you pick.")
     picked = int(t2.selectbox("Target class (type to search)", range(len(names)), key=f"as_target_{kind}",
                               format_func=lambda i: f"{i}: {names[i]}", disabled=not targeted))
-    choices = rules.RANGE_CHOICES[(kind, norm)]
-    eps0 = starting_eps(url_eps, attack, photo, scale, choices, spec.input_shape)
-    state.seed_widget(f"as_range_{scale}",
-                      next((c for c in choices if c >= max(eps0, rules.default_eps_max(attack, photo))), choices[-1]))
-    eps_max = float(t3.selectbox("ε range (the slider's largest ε)", choices, key=f"as_range_{scale}",
-                                 format_func=lambda e: rules.eps_text(e, photo, attack),
-                                 disabled=minimal,
-                                 help="A new range is a new sweep: 64 values of ε from 0 to this."))
+attack, steps, eps0, eps_max = settings.attack, settings.steps, settings.eps, settings.eps_max
+norm, scale, minimal, aspec = settings.norm, settings.scale, settings.minimal, settings.spec
 
 target = picked if targeted else None
 if target is not None and target == y:
@@ -174,16 +93,14 @@ sw = other_sw = result = None
 grid: tuple[float, ...] = ()
 try:
     if minimal:
-        config = rules.minimal_config(attack, steps=steps, overshoot=overshoot, cw_c=cw_c, cw_steps=cw_steps,
-                                      target=target, params=extra_params)
+        config = settings.minimal_config(target)
         check_config(config, len(names), y, input_shape=spec.input_shape)
         result = attack_cache.attack(sel.model_id, sel.digest, y, config, sel.device, sel.x)
         eps = eps0  # not used by a minimal attack; kept in the shared link for the other pages
         point = config
     else:
         grid = rules.eps_grid(attack, photo, spec.input_shape, eps_max)
-        config = rules.sweep_config(attack, grid[-1], steps=steps, alpha_frac=alpha_frac, random_start=random_start,
-                                    seed=pgd_seed, decay=decay, target=target, params=extra_params)
+        config = settings.sweep_config(target)
         check_config(config, len(names), y, input_shape=spec.input_shape)
         sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, config, grid, sel.device, sel.x,
                                     keep_images=not aspec.direction)
@@ -293,8 +210,9 @@ if not minimal:
                                  + (" (tens of seconds for a photo model on a CPU; cached afterwards)." if expensive
                                     else "."))
         if overlay:
-            other_config = rules.sweep_config(other, grid[-1], steps=steps, random_start=random_start,
-                                              seed=pgd_seed, target=target)
+            other_config = rules.sweep_config(other, grid[-1], steps=steps,
+                                              random_start=settings.values.get("random_start", True),
+                                              seed=settings.values.get("seed", 0), target=target)
             try:
                 other_sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, other_config, grid, sel.device,
                                                   sel.x)

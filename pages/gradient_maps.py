@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
 from explorer import caching, state, urlstate
+from explorer.attack_settings import AttackWidget
 from explorer.runs import rules
-from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, AttackConfig, check_config
-from explorer.attacks.config import max_steps_allowed
+from explorer.attacks import ATTACK_NAMES, MINIMAL_ATTACKS, AttackConfig, check_config
 from explorer.attributions import (
     BASELINES,
     METHODS,
@@ -39,49 +38,27 @@ def short(name: str, n: int = 18) -> str:
 
 
 def attack_controls(photo: bool, class_names: tuple[str, ...], input_shape: tuple[int, ...]) -> AttackConfig:
-    """The expander with the shared attack settings; writes them back to the URL and the session."""
-    kind = "photo" if photo else "small"
-    default_eps = rules.default_eps(state.shared_value("attack") or "fgsm", photo)
-    shared = state.read_shared_attack(photo=photo, input_shape=input_shape, default_eps=default_eps,
-                                      num_classes=len(class_names))
-    eps = shared.eps
-    if st.session_state.get("gm_kind") not in (None, kind):
-        eps = default_eps  # the user switched between digit and photo models here: ε's scale changed
-    st.session_state["gm_kind"] = kind
-    state.seed_widget("gm_attack", shared.attack)
-    state.seed_widget(f"gm_eps_{kind}", round(eps * 255, 2) if photo else round(eps, 4))
-    state.seed_widget("gm_steps", shared.steps)
-    state.seed_widget("gm_target", -1 if shared.target is None else shared.target)
-    with st.expander(f"Attack (shared with Attack Studio): {ATTACK_NAMES[st.session_state['gm_attack']]}, "
-                     f"ε = {_eps_text(st.session_state[f'gm_eps_{kind}'], photo)}", expanded=False):
+    """The expander with the shared attack settings (``explorer.attack_settings``): attack, ε, steps, every
+    parameter of the attack, and the target; all of them live in the URL."""
+    widget = AttackWidget("gm", photo=photo, input_shape=input_shape)
+    url_target = state.shared_target(len(class_names))
+    state.seed_widget("gm_target", -1 if url_target is None else url_target)
+    with st.expander(f"Attack (shared with Attack Studio): {widget.summary()}", expanded=False):
         c1, c2, c3, c4 = st.columns([2, 3, 1.3, 2])
-        attack = c1.selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="gm_attack")
-        if photo:
-            top = float(max(32, math.ceil(st.session_state["gm_eps_photo"])))  # float: the slider wants one type
-            k = c2.slider("ε (k / 255, L∞ per pixel)", 0.0, top, step=0.5, key="gm_eps_photo",
-                          disabled=attack in MINIMAL_ATTACKS)
-            eps = k / 255
-        else:
-            top = float(max(1, math.ceil(st.session_state["gm_eps_small"])))  # an L2 radius may exceed 1
-            eps = c2.slider("ε (pixel units, images in [0, 1])", 0.0, top, step=0.005, key="gm_eps_small",
-                            disabled=attack in MINIMAL_ATTACKS)
-        steps = c3.number_input("Steps", 1, max_steps_allowed(), key="gm_steps",
-                                disabled=attack == "fgsm", help="iterations of BIM, PGD, MI-FGSM, DeepFool")
         picked = c4.selectbox("Target class", [-1, *range(len(class_names))], key="gm_target",
                               format_func=lambda t: "none (untargeted)" if t < 0 else f"{t}: {class_names[t]}")
+        settings = widget.draw(c1, c2, c3)
         target = None if picked < 0 else int(picked)
         notes = {"deepfool": "DeepFool finds the smallest L2 perturbation that flips the label: ε is not used.",
-                 "cw": "Carlini-Wagner minimises the L2 perturbation: ε is not used.",
-                 "pgd-l2": "PGD (L2): ε is the L2 radius of the whole perturbation, not a per-pixel bound."}
-        st.caption(notes.get(attack, "ε bounds how far each pixel may move (L∞), in the image's [0, 1] units.")
-                   + " These settings live in the URL (`attack`, `eps`, `steps`, `target`), shared with Attack Studio.")
-    state.write_shared_attack(attack=attack, eps=f"{eps:.6g}", steps=str(int(steps)),
-                              target=None if target is None else str(target))
-    return AttackConfig(attack=attack, eps=float(eps), steps=int(steps), target=target)
-
-
-def _eps_text(value: float, photo: bool) -> str:
-    return f"{value:g}/255" if photo else f"{value:g}"
+                 "cw": "Carlini-Wagner minimises the L2 perturbation: ε is not used."}
+        default_note = ("ε is the L2 radius of the whole perturbation, not a per-pixel bound."
+                        if settings.norm == "l2" else
+                        "ε bounds how far each pixel may move (L∞), in the image's [0, 1] units.")
+        st.caption(notes.get(settings.attack, default_note)
+                   + " These settings live in the URL (`attack`, `eps`, `steps`, `target` and the attack's own "
+                     "parameters), shared with Attack Studio.")
+    state.write_shared_attack(target=None if target is None else str(target))
+    return settings.config(target)
 
 
 IG_STEPS = (8, 16, 32, 64, 128, 256)
@@ -259,8 +236,7 @@ else:
 adv_digest = result.adv_digest
 delta = adv - sel.x
 
-eps_label = ("minimal" if config.attack in MINIMAL_ATTACKS else
-             f"{config.eps * 255:.3g}/255" if photo else f"{config.eps:.3g}")
+eps_label = "minimal" if config.attack in MINIMAL_ATTACKS else rules.eps_text(config.eps, photo, config.attack, 3)
 
 m1, m2, m3, m4 = st.columns(4)
 card(m1, "True class", esc(names[y]), f"{clean_probs[y] * 100:.1f}% on the clean image")

@@ -10,9 +10,9 @@ import numpy as np
 import streamlit as st
 
 from explorer import caching, state, urlstate
+from explorer.attack_settings import AttackWidget, link_params
 from explorer.runs import rules
-from explorer.attacks import ATTACK_NAMES, ATTACKS, MINIMAL_ATTACKS, AttackConfig, check_config, to_png_bytes
-from explorer.attacks.config import max_steps_allowed
+from explorer.attacks import ATTACK_NAMES, MINIMAL_ATTACKS, AttackConfig, check_config, to_png_bytes
 from explorer.caching import projections as pcache
 from explorer.config import get_settings
 from explorer.models.data import DatasetUnavailable
@@ -83,34 +83,11 @@ def pick_n(dataset: str) -> int | None:
 
 
 def pick_attack(cols, photo: bool, input_shape: tuple[int, ...]) -> AttackConfig:
-    kind = "photo" if photo else "small"
-    default_eps = rules.default_eps(state.shared_value("attack") or "fgsm", photo)
-    shared = state.read_shared_attack(photo=photo, input_shape=input_shape, default_eps=default_eps)
-    eps = shared.eps
-    if st.session_state.get("pj_kind") not in (None, kind):
-        eps = default_eps  # switched between digit and photo models: ε's scale changed
-        st.session_state.pop(f"pj_eps_{kind}", None)
-    st.session_state["pj_kind"] = kind
-    state.seed_widget("pj_attack", shared.attack)
-    state.seed_widget(f"pj_eps_{kind}",
-                      min(32.0, round(eps * 255 * 2) / 2) if photo else round(eps / 0.005) * 0.005)
-    state.seed_widget("pj_steps", shared.steps)
-    attack = cols[0].selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="pj_attack",
-                               help="Untargeted, on every image. Shared with Attack Studio through the URL.")
-    minimal = attack in MINIMAL_ATTACKS
-    if photo:
-        k = cols[1].slider("ε (k/255, L∞)", 0.0, 32.0, step=0.5, key="pj_eps_photo", disabled=minimal,
-                           help="the largest change of any pixel, in 1/255 steps")
-        eps = k / 255
-    else:
-        top = float(max(1, math.ceil(st.session_state["pj_eps_small"])))  # an L2 radius may exceed 1
-        eps = cols[1].slider("ε (L∞, pixels in [0, 1])", 0.0, top, step=0.005, key="pj_eps_small",
-                             disabled=minimal, help="the largest change of any pixel" +
-                             ("; for PGD (L2) the L2 radius" if attack == "pgd-l2" else ""))
-    steps = cols[2].number_input("Steps", 1, max_steps_allowed(), key="pj_steps", disabled=attack == "fgsm",
-                                 help="iterations of BIM, PGD, MI-FGSM, DeepFool")
-    state.write_shared_attack(attack=attack, eps=f"{eps:.6g}", steps=str(int(steps)))
-    return AttackConfig(attack=attack, eps=float(eps), steps=int(steps))
+    """The shared attack widget (``explorer.attack_settings``): untargeted, on every image; the attack's own
+    parameters in a row below."""
+    widget = AttackWidget("pj", photo=photo, input_shape=input_shape)
+    settings = widget.draw(cols[0], cols[1], cols[2], st.container())
+    return settings.config()
 
 
 def pick_layer(model, model_id: str) -> str:
@@ -185,8 +162,7 @@ def umap_waiting() -> None:
 def sample_link(model_id: str, sid: str | None, config: AttackConfig) -> str | None:
     if sid is None:
         return None
-    query = {"model": model_id, "image": sid, "attack": config.attack, "eps": f"{config.eps:.6g}",
-             "steps": str(config.steps)}
+    query = {"model": model_id, "image": sid, **link_params(config)}
     return "attack_studio?" + urlencode(query, safe=":/")
 
 
@@ -370,7 +346,7 @@ with map_col:
     st.caption(
         f"{METHOD_LABELS[shown]} of the `{layer}` activations of {len(data)} {DATASET_LABELS[data.name]} "
         f"(● clean) and their {ATTACK_NAMES[config.attack]} twins (✕, "
-        + (f"ε = {eps_text(config.eps, photo)}" if config.attack not in MINIMAL_ATTACKS else "minimal L2")
+        + (f"ε = {rules.eps_text(config.eps, photo, config.attack, 3)}" if config.attack not in MINIMAL_ATTACKS else "minimal L2")
         + f"), coloured by {label_word} class; {fit}. The axes have no units: only distances within the map "
         f"mean something. {flipped.mean() * 100:.0f}% of the labels flipped. Click a legend entry to hide a "
         f"class, drag to zoom, double-click to zoom out, click a point to see its image."

@@ -76,3 +76,25 @@ def test_prefetch_offline_says_what_to_run(tmp_path):
         assert (tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").is_file()
     else:
         assert "not available offline" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_does_not_import_torch_from_any_folder(tmp_path):
+    """``python -m explorer --help`` answers without importing torch (the attack/sweep parsers, which read the
+    attack registry, are built only when those commands run), from a folder outside the repository."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "explorer", "--help"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0 and "attack" in out.stdout and "sweep" in out.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "explorer.cli" in imported  # the measurement saw our modules
+    assert "torch" not in imported and "numpy" not in imported and "streamlit" not in imported
+
+
+@pytest.mark.parametrize("command", ["attack", "sweep"])
+def test_heavy_commands_help_lists_every_registered_attack_and_its_flags(command):
+    out = cli(command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert "apgd" in out.stdout and "--restarts" in out.stdout and "--seed" in out.stdout
+    assert ("--overshoot" in out.stdout) == (command == "attack")  # DeepFool's "2%" help no longer crashes argparse

@@ -37,7 +37,7 @@ from explorer.attacks.metrics import ImageMetrics, image_metrics, l2, linf, psnr
 from explorer.attacks.mifgsm import mifgsm
 from explorer.attacks.noise import NoiseBaseline, noise_baseline, sign_noise
 from explorer.attacks.norms import L2, L2_NORM, LINF, Linf, Norm, get_norm
-from explorer.attacks.pgd import pgd
+from explorer.attacks.pgd import pgd, pgd_path
 from explorer.attacks.quantize import EightBitCheck, eight_bit_check, quantize, to_png_bytes, to_uint8
 from explorer.attacks.result import AttackResult, AttackTrace
 from explorer.attacks.sweep import SweepResult, default_eps_grid, sweep
@@ -79,5 +79,5 @@ __all__ = [
     "AttackResult", "AttackSpec", "AttackTrace", "Param", "EightBitCheck", "ImageMetrics", "Linf", "NoiseBaseline", "Norm", "SweepResult",
     "alpha_fraction", "bim", "carlini_wagner", "check_config", "default_alpha", "default_eps_grid", "deepfool",
     "eight_bit_check", "fgsm", "get_norm", "image_metrics", "l2", "linf", "mifgsm", "noise_baseline", "pgd",
-    "psnr", "quantize", "run_attack", "sign_noise", "ssim", "sweep", "to_png_bytes", "to_uint8",
+    "pgd_path",    "psnr", "quantize", "run_attack", "sign_noise", "ssim", "sweep", "to_png_bytes", "to_uint8",
 ]

@@ -42,6 +42,33 @@ def random_start_point(x: torch.Tensor, eps_r: float | torch.Tensor, norm: Norm,
     return torch.clamp(x + scale * unit, min=0, max=1)
 
 
+def ascent_step(adv: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor,
+                eps: float | torch.Tensor, norm: Norm,
+                bounds: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+    """One PGD step, the only one in the explorer: ``x + Π_ε(adv + α·normalize(g) − x)``, clipped to ``bounds``
+    (``None``: no box, for points of a plane such as the 2-D lab's). Rows are any ``N x ...`` shape."""
+    adv = adv + alpha * norm.normalize(grad)
+    delta = norm.project(adv - x, eps)
+    return x + delta if bounds is None else torch.clamp(x + delta, min=bounds[0], max=bounds[1])
+
+
+def pgd_iterates(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, alpha: float,
+                 norm: Norm, bounds: tuple[float, float] | None = None) -> list[torch.Tensor]:
+    """Untargeted PGD iterates ``[x, x_1, ..., x_steps]`` of a batch of any shape (``N x D`` points or
+    ``N x C x H x W`` images), no random start: the loop of :func:`run_iterative` (same objective, same
+    :func:`ascent_step`) without its image checks, trace or result, for inputs that are not [0, 1] images."""
+    x0 = x.detach()
+    out = [x0]
+    cur = x0
+    with grad_mode():
+        for _ in range(int(steps)):
+            leaf = cur.clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(summed_objective(model(leaf), y, None), leaf)
+            cur = ascent_step(cur, x0, grad, alpha, eps, norm, bounds).detach()
+            out.append(cur)
+    return out
+
+
 def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch.Tensor,
                   target: torch.Tensor | None, eps: np.ndarray, alpha: np.ndarray, steps: int, norm: Norm, *,
                   random_start: bool = False, seed: int | None = None, generator: torch.Generator | None = None,
@@ -87,9 +114,7 @@ def run_iterative(model: torch.nn.Module, attack: str, x: torch.Tensor, y: torch
                     1e-12)
                 grad = grad + momentum * decay
                 momentum = grad
-            adv = adv + alpha_r * norm.normalize(grad)
-            delta = norm.project(adv - x, eps_r)
-            adv = torch.clamp(x + delta, min=0, max=1)
+            adv = ascent_step(adv, x, grad, alpha_r, eps_r, norm)
     return finish(model, attack, x, adv, y, target, eps, rec, trace)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from explorer.attacks._common import EpsLike, LabelLike, as_images, l2_upper, prepare
-from explorer.attacks._iterative import iterative_rows, run_iterative
+from explorer.attacks._iterative import iterative_rows, pgd_iterates, run_iterative
 from explorer.attacks.bim import step_sizes
 from explorer.attacks.config import check_steps
 from explorer.attacks.norms import Norm, get_norm
@@ -40,7 +40,9 @@ def pgd(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps:
             with ``seed``; the global RNG is never used). With a list of ε for one image, every row shares
             the same unit draw, so row i equals a separate call at ε_i: bit for bit in L∞ (the sign absorbs
             rounding); in L2 to about 1e-7, because the float32 rounding of the gradient (and of its norm)
-            depends on the batch size (tested to 1e-5 in ``tests/runs/test_requests.py``).
+            depends on the batch size (tested to 1e-5 in ``tests/runs/test_requests.py``). The input gradient
+            itself differs by ~3e-9 between a batch of 7 and a batch of 1 (the conv/linear backward kernels
+            block differently, even on one thread), so exact L2 rows would need one backward per row.
         start: an explicit starting point (same shape as ``x``), projected onto the ε-ball and [0, 1]; it
             replaces the random start (pass a peer library's own draw to compare random-start PGD exactly).
     """
@@ -57,6 +59,23 @@ def pgd(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps:
     return run_iterative(model, name, p.x, p.y, p.target, p.eps, step_sizes("pgd", p.eps, steps, alpha), steps, nm,
                          random_start=random_start, seed=seed, generator=generator, shared_start=p.expanded,
                          trace=trace, start=s0)
+
+
+def pgd_path(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: LabelLike, eps: float, norm: str | Norm = "linf",
+             steps: int = 10, step_size: float | None = None,
+             bounds: tuple[float, float] | None = None) -> list[torch.Tensor]:
+    """PGD iterates ``[x, x_1, ..., x_steps]`` of any batch (rows: ``N x D`` points or ``N x C x H x W``
+    images), untargeted, no random start, clipped to ``bounds`` (default: no box, as for points of a plane).
+
+    The same step as :func:`pgd` (``explorer.attacks._iterative.ascent_step``); ``steps=1`` with
+    ``step_size=eps`` is FGSM (the fast gradient method for L2). ``step_size`` defaults to 2.5·ε / steps.
+    """
+    if eps < 0 or steps < 1:
+        raise ValueError("eps must be >= 0 and steps >= 1")
+    xt = torch.as_tensor(x).detach().float()
+    yt = torch.as_tensor(np.asarray(y, np.int64) if not isinstance(y, torch.Tensor) else y).reshape(-1).long()
+    alpha = 2.5 * eps / steps if step_size is None else float(step_size)
+    return pgd_iterates(model, xt, yt.to(xt.device), float(eps), steps, alpha, get_norm(norm), bounds)
 
 
 def _runner(norm: str):

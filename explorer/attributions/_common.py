@@ -9,6 +9,7 @@ Gradients come only from ``torch.autograd.grad`` on fresh leaves: the shared mod
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from explorer.device import model_device
+from explorer.digest import array_digest
 
 ProgressFn = Callable[[float, str], None]
 TargetLike = int | Sequence[int] | np.ndarray | torch.Tensor
@@ -104,6 +106,29 @@ def target_logit_grad(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -
         selected = logits.gather(1, target.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(selected, leaf)
     return grad.detach()
+
+
+def image_seed(seed: int, image: torch.Tensor) -> int:
+    """The seed of one image's random draws: a function of ``seed`` and the image's content only.
+
+    sha256 over the seed and the image's float32 bytes (``array_digest``), first 63 bits. Seeded noise then
+    does not depend on the image's position in a batch, nor on the other images in it.
+    """
+    digest = hashlib.sha256(f"{int(seed)}:{array_digest(image.detach().float())}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def per_image_draw(x: torch.Tensor, seed: int, draw: Callable[[torch.Generator], torch.Tensor]) -> torch.Tensor:
+    """``draw(generator)`` once per image of ``x``, each from a CPU ``Generator(image_seed(seed, image))``,
+    stacked on axis 1 when the draws have a leading sample axis (S x C x H x W -> S x N x C x H x W), else 0.
+
+    Drawn on the CPU so a seed gives the same numbers on every device; moved to ``x``'s device.
+    """
+    draws = [draw(torch.Generator(device="cpu").manual_seed(image_seed(seed, img))) for img in x]
+    if not draws:
+        return torch.zeros((0, *x.shape[1:]), dtype=torch.float32, device=x.device)
+    axis = 1 if draws[0].dim() == x.dim() else 0
+    return torch.stack(draws, dim=axis).to(x.device)
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

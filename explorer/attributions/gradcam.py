@@ -1,4 +1,4 @@
-"""Grad-CAM on a named convolutional layer of ``model.net``.
+"""Grad-CAM on a named convolutional layer of ``model.net`` (of the model itself for a plain ``nn.Module``).
 
 Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra (2017), "Grad-CAM: Visual Explanations from Deep Networks
 via Gradient-based Localization", ICCV, https://arxiv.org/abs/1610.02391 :
@@ -29,6 +29,7 @@ from explorer.attributions._common import (
     grad_mode,
     to_numpy,
 )
+from explorer.models.wrapper import layer_root, model_name
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ class GradCamResult:
 
 
 def candidate_layers(model: nn.Module) -> list[str]:
-    """Names under ``model.net`` that make sense for Grad-CAM: every Conv2d, and top-level blocks holding one."""
-    net = model.net
+    """Names under ``layer_root(model)`` that make sense for Grad-CAM: every Conv2d, and top-level blocks
+    holding one."""
+    net = layer_root(model)
     convs = [name for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     blocks = [name for name, m in net.named_children()
               if not isinstance(m, nn.Conv2d) and any(isinstance(s, nn.Conv2d) for s in m.modules())]
@@ -48,18 +50,19 @@ def candidate_layers(model: nn.Module) -> list[str]:
 
 
 def default_layer(model: nn.Module) -> str:
-    """The registry's ``gradcam_layer`` for the model, else the last Conv2d of ``model.net``."""
+    """The registry's ``gradcam_layer`` for the model, else the last Conv2d of ``layer_root(model)``."""
     try:
         from explorer.models import get_spec
 
-        layer = get_spec(getattr(model, "model_id", "")).gradcam_layer
+        model_id = getattr(model, "model_id", "")
+        layer = get_spec(model_id).gradcam_layer if model_id else None
         if layer:
             return layer
     except KeyError:
         pass
-    convs = [name for name, m in model.net.named_modules() if isinstance(m, nn.Conv2d)]
+    convs = [name for name, m in layer_root(model).named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError(f"{getattr(model, 'model_id', 'model')} has no Conv2d layer: Grad-CAM needs one")
+        raise ValueError(f"{model_name(model)} has no Conv2d layer: Grad-CAM needs one")
     return convs[-1]
 
 
@@ -71,7 +74,7 @@ def gradcam(
     layer: str | None = None,
     relu: bool = True,
 ) -> GradCamResult:
-    """Grad-CAM (Selvaraju et al. 2017) of the target logit on ``model.net.get_submodule(layer)``.
+    """Grad-CAM (Selvaraju et al. 2017) of the target logit on ``layer_root(model).get_submodule(layer)``.
 
     One forward pass (a forward hook swaps the layer's output for a detached leaf that requires grad, so
     the backward stops at the layer) and one ``torch.autograd.grad`` of the summed target logits with
@@ -81,9 +84,9 @@ def gradcam(
     """
     name = layer or default_layer(model)
     try:
-        module = model.net.get_submodule(name)
+        module = layer_root(model).get_submodule(name)
     except AttributeError as exc:
-        raise ValueError(f"no layer {name!r} in {getattr(model, 'model_id', 'model')}.net") from exc
+        raise ValueError(f"no layer {name!r} in {model_name(model)}") from exc
     xb, targets = batch_and_targets(model, x, target)
     captured: list[torch.Tensor] = []
     owner = threading.get_ident()

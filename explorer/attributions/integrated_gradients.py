@@ -5,7 +5,7 @@ https://arxiv.org/abs/1703.01365 : ``IG_i(x) = (x_i - x'_i) * integral_0^1 d f(x
 which satisfies completeness: the attributions sum to ``f(x) - f(x')``.
 
 Baselines ``x'``: "black" (zeros), "blurred" (a Gaussian blur of the input) and "noise" (uniform noise from a
-seed), after Sturmfels, Lundberg & Lee (2020), "Visualizing the Impact of Feature Attribution Baselines",
+seed and the image), after Sturmfels, Lundberg & Lee (2020), "Visualizing the Impact of Feature Attribution Baselines",
 Distill. The integral is a trapezoid rule or Gauss-Legendre quadrature (Captum's default rule).
 
 Ours rather than Captum's ``IntegratedGradients``: chunked batches over (image, step) pairs with progress
@@ -31,6 +31,7 @@ from explorer.attributions._common import (
     batch_and_targets,
     chunk_size,
     chunks,
+    per_image_draw,
     report,
     target_logit_grad,
     to_numpy,
@@ -79,14 +80,18 @@ def default_blur_sigma(shape: tuple[int, ...]) -> float:
 
 def make_baseline(x: torch.Tensor, baseline: str = "black", seed: int = 0,
                   blur_sigma: float | None = None) -> torch.Tensor:
-    """The reference image ``x'``: "black" (zeros), "blurred" (Gaussian blur of x) or "noise" (uniform [0,1])."""
+    """The reference image ``x'``: "black" (zeros), "blurred" (Gaussian blur of x) or "noise" (uniform [0,1],
+    per image from ``image_seed(seed, image)``)."""
     if baseline == "black":
         return torch.zeros_like(x)
     if baseline == "blurred":
         return gaussian_blur(x, default_blur_sigma(tuple(x.shape)) if blur_sigma is None else blur_sigma)
     if baseline == "noise":
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        return torch.rand(tuple(x.shape), generator=gen, dtype=torch.float32).to(x.device)
+        if len(x) == 0:
+            return torch.zeros_like(x)
+        # one generator per image, seeded from (seed, image): independent of the rest of the batch
+        return per_image_draw(x, seed, lambda gen: torch.rand(tuple(x.shape[1:]), generator=gen,
+                                                              dtype=torch.float32))
     raise ValueError(f"unknown baseline {baseline!r} (choose from {', '.join(BASELINES)})")
 
 

@@ -4,8 +4,8 @@ Smilkov, Thorat, Kim, Viégas & Wattenberg (2017), "SmoothGrad: removing noise b
 https://arxiv.org/abs/1706.03825 : ``M(x) = 1/n sum_i grad f_c(x + N(0, sigma^2))``, with the noise level
 given as a fraction of the input's range, ``sigma / (x_max - x_min)`` (the paper finds 10-20% works well).
 
-Ours rather than Captum's ``NoiseTunnel``: the noise is drawn from an explicit ``torch.Generator`` (Captum
-draws from the global RNG), every noisy copy of every image goes through one or a few batched
+Ours rather than Captum's ``NoiseTunnel``: the noise is drawn from an explicit ``torch.Generator`` per image,
+seeded from (seed, image content) (Captum draws from the global RNG), every noisy copy of every image goes through one or a few batched
 forward/backward passes, and a progress callback runs between chunks.
 """
 
@@ -22,6 +22,7 @@ from explorer.attributions._common import (
     batch_and_targets,
     chunk_size,
     chunks,
+    per_image_draw,
     report,
     target_logit_grad,
     to_numpy,
@@ -37,13 +38,16 @@ def noise_scale(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def smoothgrad_noise(x: torch.Tensor, n_samples: int, sigma: float, seed: int) -> torch.Tensor:
-    """The noise SmoothGrad adds: n_samples x N x C x H x W, drawn on the CPU from ``Generator(seed)``.
+    """The noise SmoothGrad adds: n_samples x N x C x H x W.
 
-    Drawn on the CPU so a seed gives the same noise on every device.
+    Image i's noise is drawn on the CPU from ``Generator(image_seed(seed, x[i]))``: a function of the seed
+    and that image alone, so an image gets the same map whatever else is in the batch (and on every device).
     """
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    eps = torch.randn((n_samples, *x.shape), generator=gen, dtype=torch.float32)
-    return eps.to(x.device) * noise_scale(x, sigma).unsqueeze(0)
+    eps = per_image_draw(x, seed, lambda gen: torch.randn((n_samples, *x.shape[1:]), generator=gen,
+                                                          dtype=torch.float32))
+    if len(x) == 0:
+        eps = torch.zeros((n_samples, *x.shape), dtype=torch.float32, device=x.device)
+    return eps * noise_scale(x, sigma).unsqueeze(0)
 
 
 @autograd_enabled

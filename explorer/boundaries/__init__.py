@@ -34,6 +34,7 @@ from explorer.boundaries.toy import (
     ToyDataConfig,
     ToyMLP,
     TrainedMLP,
+    describe_training,
     linear_model,
     make_dataset,
     train_mlp,
@@ -42,7 +43,7 @@ from explorer.boundaries.toy import (
 __all__ = [
     "ACTIVATIONS", "ADV_METHODS", "BOUNDS", "DATASETS", "NORMS", "PLANE_KINDS", "AdvTrainConfig", "GridResult",
     "MLPConfig", "Margins", "Plane", "PointAttack", "Profile", "Slice", "SliceConfig", "SliceResult", "ToyData", "ToyDataConfig", "ToyMLP",
-    "TrainedMLP", "attack_markers", "attack_point", "ball_section", "compute_slice", "evaluate_plane", "evaluate_points", "fgsm_delta", "fgsm_point",
+    "TrainedMLP", "attack_markers", "attack_point", "ball_section", "compute_slice", "describe_training", "evaluate_plane", "evaluate_points", "fgsm_delta", "fgsm_point",
     "grid", "linear_model", "linearity_profile", "make_dataset", "margins", "marching_squares",
     "off_plane_fraction", "pgd_delta", "pgd_trajectory", "plane_directions", "project_to_plane", "train_mlp",
 ]

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from explorer.attacks.norms import get_norm
+from explorer.attacks.pgd import pgd_path as attacks_pgd_path
 from explorer.device import model_device
 
 ProgressFn = Callable[[float, str], None]
@@ -110,17 +112,13 @@ def pgd_delta(model: nn.Module, x: np.ndarray | torch.Tensor, label: int, eps: f
               step_size: float | None = None) -> np.ndarray:
     """A small L∞ PGD (no random start, ``x_adv`` clipped to [0, 1]); returns ``x_adv − x``.
 
-    The explorer's attacks library supplies its own perturbation to ``plane_directions(delta=...)``; this
-    loop is the self-contained fallback (plain ``x + α·sign(∇L)``, project, clip).
+    The explorer's attacks library supplies its own perturbation to ``plane_directions(delta=...)``; this is
+    the same library's PGD step (``explorer.attacks.pgd_path``) for callers that pass none.
     """
     x0 = _image(model, x)[None]
     y = torch.tensor([int(label)], device=x0.device)
-    alpha = 2.5 * eps / steps if step_size is None else float(step_size)
-    cur = x0.clone()
-    for _ in range(int(steps)):
-        xi = cur.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(F.cross_entropy(model(xi), y), xi)
-        cur = (x0 + (cur + alpha * g.sign() - x0).clamp(-eps, eps)).clamp(0.0, 1.0).detach()
+    cur = attacks_pgd_path(model, x0, y, float(eps), "linf", steps=int(steps), step_size=step_size,
+                           bounds=(0.0, 1.0))[-1]
     return (cur - x0)[0].cpu().numpy().astype(np.float32)
 
 
@@ -235,7 +233,7 @@ def ball_section(d1: np.ndarray, d2: np.ndarray, eps: float, norm: str = "linf",
     radius = np.empty(n_angles)
     for i in range(0, n_angles, chunk):
         v = torch.from_numpy(u[i: i + chunk].astype(np.float32)) @ a  # (k, D): the direction in image space
-        n = v.abs().amax(1) if norm == "linf" else v.norm(dim=1)
+        n = get_norm(norm).size(v)  # the attacks library's per-row norm
         radius[i: i + chunk] = eps / n.clamp_min(1e-12).double().numpy()
     pts = u * radius[:, None]
     return np.concatenate([pts, pts[:1]]).astype(np.float32)

@@ -24,6 +24,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from explorer.attacks.norms import get_norm
+from explorer.attacks.pgd import pgd_path as attacks_pgd_path
+
 ProgressFn = Callable[[float, str], None]
 
 DATASETS: tuple[str, ...] = ("moons", "circles", "xor", "spirals", "blobs", "bulge")
@@ -237,23 +240,17 @@ def linear_model(w: tuple[float, float], b: float) -> ToyMLP:
 
 
 # ------------------------------------------------------------------------------------- 2-D attacks
+# A 2-D point is a batch row of N x 2 inputs: the attacks library's PGD (``explorer.attacks.pgd_path``, the
+# same step as every image attack) and norms (``explorer.attacks.norms``) run on it unchanged, without the
+# [0, 1] box of images.
+
+
 def attack_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
-    """The steepest-ascent unit step of a norm: ``sign(g)`` for L∞, ``g / ||g||₂`` for L2 (rows)."""
-    if norm == "linf":
-        return grad.sign()
-    if norm == "l2":
-        return grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-
-
-def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Project perturbations (rows) onto the ``eps`` ball of the norm."""
-    if norm == "linf":
-        return delta.clamp(-eps, eps)
-    if norm == "l2":
-        n = delta.norm(dim=-1, keepdim=True)
-        return delta * (eps / n.clamp_min(1e-12)).clamp(max=1.0)
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    """The steepest-ascent unit step of a norm, from ``explorer.attacks.norms``: ``sign(g)`` for L∞,
+    ``g / ||g||₂`` for L2 (rows)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return get_norm(norm).normalize(grad)
 
 
 def _loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -265,21 +262,12 @@ def _loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
 
 def pgd_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
              steps: int = 10, step_size: float | None = None) -> list[torch.Tensor]:
-    """PGD iterates ``[x, x1, ..., x_steps]`` (rows are points), no random start, no box clipping.
-
-    ``steps=1`` with ``step_size=eps`` is FGSM (the fast gradient method for L2).
+    """PGD iterates ``[x, x1, ..., x_steps]`` (rows are points), no random start, no box clipping:
+    ``explorer.attacks.pgd_path``. ``steps=1`` with ``step_size=eps`` is FGSM (the fast gradient method for L2).
     """
-    if eps < 0 or steps < 1:
-        raise ValueError("eps must be >= 0 and steps >= 1")
-    alpha = 2.5 * eps / steps if step_size is None else float(step_size)
-    x0 = x.detach()
-    out = [x0]
-    cur = x0
-    for _ in range(steps):
-        g = _loss_grad(model, cur, y)
-        cur = x0 + project(cur + alpha * attack_direction(g, norm) - x0, eps, norm)
-        out.append(cur.detach())
-    return out
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return attacks_pgd_path(model, x, y, eps, norm, steps=steps, step_size=step_size, bounds=None)
 
 
 def adversarial_points(model: nn.Module, x: torch.Tensor, y: torch.Tensor, adv: AdvTrainConfig) -> torch.Tensor:
@@ -289,6 +277,14 @@ def adversarial_points(model: nn.Module, x: torch.Tensor, y: torch.Tensor, adv: 
     if adv.method == "pgd":
         return pgd_path(model, x, y, adv.eps, adv.norm, adv.pgd_steps, adv.pgd_step_size)[-1]
     raise ValueError(f"adversarial method must be fgsm or pgd, got {adv.method!r}")
+
+
+def describe_training(adv: AdvTrainConfig) -> str:
+    """How a network was trained, in words ("standard training", "PGD adversarial training (L∞ ε = 0.2)")."""
+    if adv.method == "none":
+        return "standard training"
+    unit = "L∞" if adv.norm == "linf" else "L2"
+    return f"{adv.method.upper()} adversarial training ({unit} ε = {adv.eps:g})"
 
 
 # ------------------------------------------------------------------------------------------ training

@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer.attacks import AttackConfig
 from explorer.boundaries import (
     AdvTrainConfig,
     GridResult,
@@ -39,16 +38,19 @@ from explorer.boundaries import (
     ToyDataConfig,
     TrainedMLP,
     attack_point,
-    compute_slice,
     grid,
-    linearity_profile,
     make_dataset,
     margins,
     train_mlp,
 )
 from explorer.caching import ProgressBar
+from explorer.boundaries.toy import describe_training
 from explorer.caching.attacks import adversarial
-from explorer.inference import model_cache
+from explorer.runs import run
+from explorer.runs.requests import ProfileRequest, SliceRequest, slice_pgd_config
+
+__all__ = ["GRID_RESOLUTION", "MARGIN_CAP", "PGD_STEPS", "POINT_PGD_STEPS", "dataset", "describe_training",
+           "image_slice", "lab_grid", "lab_margins", "pgd_config", "point_attack", "profile", "trained"]
 
 GRID_RESOLUTION = 150
 PGD_STEPS = 10  # the slice's PGD marker (and the "pgd/random" plane): Attack Studio's default PGD-10
@@ -56,9 +58,7 @@ POINT_PGD_STEPS = 20
 MARGIN_CAP = 2.0
 
 
-def pgd_config(eps: float, steps: int = PGD_STEPS) -> AttackConfig:
-    """The PGD of the slice: Attack Studio's PGD at this ε (default α, its seeded random start)."""
-    return AttackConfig(attack="pgd", eps=float(eps), steps=int(steps))
+pgd_config = slice_pgd_config  # the slice's PGD: Attack Studio's PGD at this ε (explorer.runs.requests)
 
 
 # ---------------------------------------------------------------------------------------------- 2-D lab
@@ -66,13 +66,6 @@ def pgd_config(eps: float, steps: int = PGD_STEPS) -> AttackConfig:
 def dataset(data: ToyDataConfig) -> ToyData:
     """The toy dataset of ``data`` (deterministic for its seed)."""
     return make_dataset(data)
-
-
-def describe_training(adv: AdvTrainConfig) -> str:
-    if adv.method == "none":
-        return "standard training"
-    unit = "L∞" if adv.norm == "linf" else "L2"
-    return f"{adv.method.upper()} adversarial training ({unit} ε = {adv.eps:g})"
 
 
 @st.cache_resource(max_entries=48, show_spinner=False)
@@ -119,12 +112,11 @@ def image_slice(model_id: str, image_digest: str, label: int, config: SliceConfi
     ``config.eps``. Raises ``ValueError`` with a one-line message for a plane that cannot be built (e.g. a
     target equal to the true class); errors are not cached.
     """
-    model = model_cache().get(model_id, device)
     adv = adversarial(model_id, image_digest, int(label), pgd_config(config.eps, config.pgd_steps), device, _x)
-    delta = (adv - np.asarray(_x, np.float32)).astype(np.float32)
     bar = ProgressBar(f"Classifying {config.resolution}×{config.resolution} images on the plane")
     try:
-        return compute_slice(model, _x, int(label), config, delta=delta, progress=bar)
+        return run(SliceRequest(model_id, image_digest, int(label), config, device, _x, adversarial=adv),
+                   progress=bar)
     finally:
         bar.close()
 
@@ -133,9 +125,9 @@ def image_slice(model_id: str, image_digest: str, label: int, config: SliceConfi
 def profile(model_id: str, image_digest: str, label: int, extent: float, n: int, seed: int, clip: bool,
             device: str | None, _x: np.ndarray) -> Profile:
     """Loss and logits along sign(∇ₓL) and along a random sign direction of the same length (``n`` points)."""
-    model = model_cache().get(model_id, device)
     bar = ProgressBar("Walking along the adversarial and a random direction")
     try:
-        return linearity_profile(model, _x, int(label), extent=extent, n=n, seed=seed, clip=clip, progress=bar)
+        return run(ProfileRequest(model_id, image_digest, int(label), extent, n, seed, clip, device, _x),
+                   progress=bar)
     finally:
         bar.close()

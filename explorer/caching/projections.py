@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import streamlit as st
 
-from explorer.attacks import AttackConfig, run_attack
+from explorer.attacks import AttackConfig
 from explorer.caching import ProgressBar
 from explorer.digest import array_digest
 from explorer.images import LoadedImage
@@ -46,9 +46,12 @@ from explorer.projections import (
     knn_agreement,
     layer_growth,
     load_images,
-    project,
     summarize,
 )
+from explorer.projections.datasets import sample_id_for  # noqa: F401 - re-exported for the page
+from explorer.projections.project import METHOD_LABELS, expected_seconds
+from explorer.runs import run
+from explorer.runs.requests import DatasetAttackRequest, ProjectionRequest, attack_chunk
 
 GROWTH_IMAGES = 256  # layer growth is a mean over images: the first 256 pin it down
 KNN_K = 10
@@ -163,12 +166,6 @@ class Adversarial:
         return self.adv_probs.argmax(1)
 
 
-def attack_chunk(input_shape: Sequence[int]) -> int:
-    """Images per attack call: large for small inputs, small for 224 x 224 photos (memory of the backward)."""
-    pixels = int(np.prod(input_shape))
-    return 256 if pixels <= 28 * 28 else 16
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def clean_probabilities(model_id: str, images_digest: str, device: str | None, _images: np.ndarray) -> np.ndarray:
     """Class probabilities of the clean images (N x K float32); independent of the attack."""
@@ -178,13 +175,6 @@ def clean_probabilities(model_id: str, images_digest: str, device: str | None, _
     return predict_proba(model, _images, batch_size=attack_chunk(model.input_shape)).astype(np.float32)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 @st.cache_data(max_entries=8, show_spinner=False)
 def adversarial_batch(model_id: str, images_digest: str, config: AttackConfig, device: str | None,
                       _images: np.ndarray, _labels: np.ndarray) -> Adversarial:
@@ -192,27 +182,13 @@ def adversarial_batch(model_id: str, images_digest: str, config: AttackConfig, d
 
     The adversarial probabilities come from the attack's own final classification (no extra forward pass).
     """
-    model = model_cache().get(model_id, device)
-    x = np.asarray(_images, np.float32)
-    y = np.asarray(_labels, np.int64)
-    n = len(x)
-    chunk = attack_chunk(model.input_shape)
-    out = np.empty_like(x)
-    adv_probs = np.zeros((n, model.num_classes), np.float32)
-    bar = ProgressBar(f"Attacking {n} images ({config.attack})")
+    bar = ProgressBar(f"Attacking {len(_images)} images ({config.attack})")
     try:
-        for i in range(0, n, chunk):
-            res = run_attack(model, x[i: i + chunk], y[i: i + chunk], config, trace=True)
-            adv = res.adversarial.detach().cpu().numpy()
-            out[i: i + chunk] = adv
-            adv_probs[i: i + chunk] = _softmax(res.logits) if res.logits is not None else predict_proba(model, adv)
-            done = min(n, i + chunk)
-            if n > chunk:
-                bar(done / n, f"{done}/{n} images")
+        batch = run(DatasetAttackRequest(model_id, images_digest, config, device, _images, _labels), progress=bar)
     finally:
         bar.close()
-    clean = clean_probabilities(model_id, images_digest, device, x)
-    return Adversarial(out, clean, adv_probs, array_digest(out))
+    clean = clean_probabilities(model_id, images_digest, device, np.asarray(_images, np.float32))
+    return Adversarial(batch.images, clean, batch.adv_probs, batch.digest)
 
 
 # ---------------------------------------------------------------------------------------------- features
@@ -242,25 +218,16 @@ def features(model_id: str, images_digest: str, layer: str, device: str | None, 
 # ------------------------------------------------------------------------------------------- projections
 
 
-def expected_seconds(method: str, n_points: int) -> float:
-    """A rough guide for the progress bar on a busy 2-core machine (t-SNE ~15 s, UMAP ~5 s at 2,000 points)."""
-    if method == "tsne":
-        return max(2.0, 7.5e-3 * n_points)
-    if method == "umap":
-        return max(1.0, 2.5e-3 * n_points)
-    return 1.0
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def projection(clean_digest: str, adv_digest: str, method: str, seed: int, _clean: np.ndarray,
                _adv: np.ndarray) -> Projection:
     """The 2-D map of clean and adversarial features (PCA / UMAP fitted on clean, t-SNE jointly)."""
+    request = ProjectionRequest(clean_digest, adv_digest, method, int(seed), _clean, _adv)
     if method == "pca":
-        return project(_clean, _adv, "pca", seed=seed)
+        return run(request)
     n_points = len(_clean) + (len(_adv) if method == "tsne" else 0)
-    label = {"umap": "UMAP", "tsne": "t-SNE"}.get(method, method)
-    return _timed_progress(lambda: project(_clean, _adv, method, seed=seed),
-                           f"{label} on {n_points} points", expected_seconds(method, n_points))
+    return _timed_progress(lambda: run(request), f"{METHOD_LABELS.get(method, method)} on {n_points} points",
+                           expected_seconds(method, n_points))
 
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -295,29 +262,3 @@ def growth(model_id: str, images_digest: str, adv_digest: str, device: str | Non
                             else 8, progress=bar)
     finally:
         bar.close()
-
-
-# ------------------------------------------------------------------------------------------- shared links
-
-
-def sample_id_for(source: str) -> str | None:
-    """The gallery id (``?image=...``) of a dataset image, from its ``ImageSet.sources`` entry, where one exists.
-
-    ``explorer.projections.datasets`` names images ``"digits test #i"`` (``load_digits_split().x_test[i]``,
-    which is exactly the gallery's ``digits:i``), ``"mnist test #i"`` (MNIST test-file image ``8000 + i``) and
-    ``"mnist train #i"`` (test-file image ``i``). Training digits have no gallery id: ``None``, as for photos
-    and uploads.
-    """
-    kind, _, index = source.rpartition(" #")
-    if not index.isdigit():
-        return None
-    i = int(index)
-    if kind == "digits test":
-        return f"digits:{i}"
-    if kind == "mnist test":
-        from explorer.models.data import MNIST_TRAIN_COUNT
-
-        return f"mnist:{MNIST_TRAIN_COUNT + i}"
-    if kind == "mnist train":
-        return f"mnist:{i}"
-    return None

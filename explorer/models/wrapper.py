@@ -71,3 +71,20 @@ class Classifier(nn.Module):
         if self.channels_last:
             z = z.contiguous(memory_format=torch.channels_last)
         return self.net(z)
+
+
+def layer_root(model: nn.Module) -> nn.Module:
+    """The module whose submodule names address a model's layers: ``model.net`` for a ``Classifier`` (or any
+    wrapper holding its network as ``.net``), else the model itself.
+
+    The attacks accept any ``nn.Module`` that maps [0, 1] images to logits; Grad-CAM and feature extraction
+    follow the same contract by naming layers from here.
+    """
+    net = getattr(model, "net", None)
+    return net if isinstance(net, nn.Module) else model
+
+
+def model_name(model: nn.Module) -> str:
+    """A model's id for messages: ``model_id`` if it has one, else its class name."""
+    return str(getattr(model, "model_id", "") or type(model).__name__)
+

@@ -268,3 +268,26 @@ def load_images(name: str, model: Classifier, n: int = 1000, seed: int = 0,
         names = list(upload_names)[: len(ims)] if upload_names is not None else None
         return user_images(model, ims, names)
     raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+
+
+def sample_id_for(source: str) -> str | None:
+    """The gallery id (``?image=...``) of a dataset image, from its ``ImageSet.sources`` entry, where one exists.
+
+    ``explorer.projections.datasets`` names images ``"digits test #i"`` (``load_digits_split().x_test[i]``,
+    which is exactly the gallery's ``digits:i``), ``"mnist test #i"`` (MNIST test-file image ``8000 + i``) and
+    ``"mnist train #i"`` (test-file image ``i``). Training digits have no gallery id: ``None``, as for photos
+    and uploads.
+    """
+    kind, _, index = source.rpartition(" #")
+    if not index.isdigit():
+        return None
+    i = int(index)
+    if kind == "digits test":
+        return f"digits:{i}"
+    if kind == "mnist test":
+        from explorer.models.data import MNIST_TRAIN_COUNT
+
+        return f"mnist:{MNIST_TRAIN_COUNT + i}"
+    if kind == "mnist train":
+        return f"mnist:{i}"
+    return None

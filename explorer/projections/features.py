@@ -1,6 +1,7 @@
 """Features of a frozen model at a named layer, and how far a perturbation travels through its layers.
 
-* Layers are addressed by their names in ``model.net`` (``"conv2"``, ``"layer4"``, ``"features.3"``); a name
+* Layers are addressed by their names in ``model.net`` (in the model itself for a plain ``nn.Module``: the
+  attacks' contract, ``layer_root``) (``"conv2"``, ``"layer4"``, ``"features.3"``); a name
   ending in ``":in"`` means the *input* of that module (a forward pre-hook), which is how the penultimate
   features of a network whose last Linear has no sibling before it (ViT's ``heads.head``) are reached.
 * Hooks are registered for one call and always removed in ``finally``; the model is never mutated, never
@@ -21,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explorer.models.wrapper import Classifier
+from explorer.device import model_device
+from explorer.models.wrapper import Classifier, layer_root, model_name
 
 ProgressFn = Callable[[float, str], None]
 
@@ -95,29 +97,30 @@ _default_cache: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDicti
 
 
 def default_layer(model: Classifier) -> str:
-    """The penultimate layer: the input of the last ``nn.Linear`` of ``model.net``.
+    """The penultimate layer: the input of the last ``nn.Linear`` of ``model.net`` (``layer_root``).
 
     Named by the module whose output *is* that input when one can be verified (``dropout`` for the built-in
     CNN, ``relu2`` for the MLP, ``avgpool`` for ResNets, ``classifier.2`` for MobileNetV3): one batch-of-two
     forward pass checks that the preceding sibling's flattened output equals the Linear's input. Otherwise
     the pseudo-layer ``"<linear>:in"``. Without any Linear layer, the last selectable layer.
     """
-    net = model.net
-    cached = _default_cache.get(net)
+    net = layer_root(model)
+    cached = _default_cache.get(model)
     if cached is not None:
         return cached
     linear = _last_linear(net)
     if linear is None:
         names = _candidate_names(net)
         if not names:
-            raise ValueError(f"{model.model_id} has no named layers to take features from")
+            raise ValueError(f"{model_name(model)} has no named layers to take features from")
         result = names[-1]
     else:
         result = f"{linear}{INPUT_SUFFIX}"
         sibling = _preceding_sibling(net, linear)
-        if sibling is not None:
+        input_shape = getattr(model, "input_shape", None)  # a plain module declares none: keep "<linear>:in"
+        if sibling is not None and input_shape is not None:
             gen = torch.Generator().manual_seed(0)
-            x = torch.rand((2, *model.input_shape), generator=gen).to(model.device)
+            x = torch.rand((2, *input_shape), generator=gen).to(model_device(model))
             with torch.inference_mode():
                 acts = _capture(model, x, [sibling, result])
             a, b = acts.get(sibling), acts.get(result)
@@ -125,7 +128,7 @@ def default_layer(model: Classifier) -> str:
                 a.reshape(2, -1), b.reshape(2, -1), rtol=1e-5, atol=1e-6
             ):
                 result = sibling
-    _default_cache[net] = result
+    _default_cache[model] = result
     return result
 
 
@@ -135,7 +138,7 @@ def layer_names(model: Classifier) -> LayerChoices:
     Top-level children always; their submodules too while the list stays under ``MAX_LAYER_CHOICES``.
     The default (penultimate) layer is always in the list.
     """
-    names = _candidate_names(model.net)
+    names = _candidate_names(layer_root(model))
     default = default_layer(model)
     if default not in names:
         names.append(default)
@@ -149,7 +152,7 @@ def _capture(model: Classifier, x: torch.Tensor, layers: Sequence[str], stop: bo
     Hooks live on the shared model for the duration of one forward pass and act only in the thread that
     registered them, so a concurrent forward pass by another session is neither recorded nor interrupted.
     """
-    net = model.net
+    net = layer_root(model)
     out: dict[str, torch.Tensor] = {}
     wanted = set(layers)
     handles = []
@@ -224,22 +227,22 @@ def extract_features(model: Classifier, images: np.ndarray | torch.Tensor, layer
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
     layer = layer or default_layer(model)
-    _module(model.net, layer)  # a clear error for an unknown name before any work
-    x = as_tensor(images, model.device)
+    _module(layer_root(model), layer)  # a clear error for an unknown name before any work
+    x = as_tensor(images, model_device(model))
     n = len(x)
     chunks: list[np.ndarray] = []
     with torch.inference_mode():
         for i in range(0, n, batch_size):
             acts = _capture(model, x[i: i + batch_size], [layer], stop=True)
             if layer not in acts:
-                raise ValueError(f"layer {layer!r} did not run in the forward pass of {model.model_id}")
+                raise ValueError(f"layer {layer!r} did not run in the forward pass of {model_name(model)}")
             chunks.append(_reduce(acts[layer].float(), reduce, max_features).cpu().numpy())
             if progress:
                 done = min(n, i + batch_size)
                 progress(done / n, f"features at {layer}: {done}/{n} images")
     if not chunks:
         with torch.inference_mode():
-            probe = _capture(model, torch.zeros((1, *model.input_shape), device=model.device), [layer], stop=True)
+            probe = _capture(model, torch.zeros((1, *x.shape[1:]), device=x.device), [layer], stop=True)
         d = _reduce(probe[layer].float(), reduce, max_features).shape[1]
         return np.zeros((0, d), np.float32)
     return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
@@ -285,7 +288,7 @@ def growth_layers(model: Classifier, max_depth: int = 3) -> list[str]:
                 out.append(full)
         return out
 
-    return walk(model.net, "", 1)
+    return walk(layer_root(model), "", 1)
 
 
 def matched_noise(x_clean: np.ndarray, x_adv: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -326,7 +329,7 @@ def layer_growth(model: Classifier, x_clean: np.ndarray, x_adv: np.ndarray, x_no
         raise ValueError("clean, adversarial and noise images must have the same shape")
     names = list(layers) if layers is not None else growth_layers(model)
     for name in names:
-        _module(model.net, name)
+        _module(layer_root(model), name)
     n = len(x_clean)
     adv_rel = np.full((n, len(names) + 1), np.nan)
     noise_rel = np.full((n, len(names) + 1), np.nan)
@@ -346,7 +349,7 @@ def layer_growth(model: Classifier, x_clean: np.ndarray, x_adv: np.ndarray, x_no
         for i in range(0, n, batch_size):
             sl = slice(i, min(n, i + batch_size))
             b = sl.stop - sl.start
-            x = as_tensor(np.concatenate([x_clean[sl], x_adv[sl], x_noise[sl]]), model.device)
+            x = as_tensor(np.concatenate([x_clean[sl], x_adv[sl], x_noise[sl]]), model_device(model))
             adv_rel[sl, 0], noise_rel[sl, 0] = rel(x, b)
             acts = _capture(model, x, names)
             seen.update(acts)

@@ -9,7 +9,8 @@ from explorer.runs.base import Request, content_digest, run
 from explorer.runs.executor import LOCAL, Cancelled, Executor, LocalExecutor, get_executor
 
 _REQUESTS = ("AdversarialBatch", "AttackOutcome", "AttackRequest", "AttributionRequest", "DatasetAttackRequest",
-             "PointChecks", "PointChecksRequest", "ProjectionRequest", "SliceRequest", "SweepRequest")
+             "PointChecks", "PointChecksRequest", "ProfileRequest", "ProjectionRequest", "SliceRequest",
+             "SweepRequest")
 
 
 def __getattr__(name: str):

@@ -13,6 +13,7 @@ request                     what                                                
 :class:`PointChecksRequest` size, 8-bit check and noise baseline of one adversarial  :class:`PointChecks`
 :class:`AttributionRequest` attribution maps of one image for some classes           ``np.ndarray`` T x C x H x W
 :class:`SliceRequest`       a 2-D slice of image space through one image             ``Slice``
+:class:`ProfileRequest`     loss along the adversarial and a random line (one image) ``Profile``
 :class:`DatasetAttackRequest` one attack on every image of a set (Projections)       :class:`AdversarialBatch`
 :class:`ProjectionRequest`  the 2-D map of clean and adversarial features            ``Projection``
 ==========================  =======================================================  ==========================
@@ -297,7 +298,8 @@ class AttributionRequest(Request):
 @dataclass(frozen=True)
 class SliceRequest(Request):
     """A 2-D slice of image space through ``x`` (``explorer.boundaries.slices.SliceConfig``); its PGD marker is
-    the cached single-image PGD at ``config.eps`` (an :class:`AttackRequest`, ``pgd_config``)."""
+    the cached single-image PGD at ``config.eps`` (an :class:`AttackRequest` with ``slice_pgd_config``), passed
+    as ``adversarial`` (the perturbation is ``adversarial - x``) or directly as ``delta``."""
 
     kind: ClassVar[str] = "slice"
     accepts_progress: ClassVar[bool] = True
@@ -308,21 +310,58 @@ class SliceRequest(Request):
     device: str | None = None
     x: np.ndarray = _array(default=None)
     delta: np.ndarray | None = _array(default=None)
+    adversarial: np.ndarray | None = _array(default=None)
 
     def validate(self) -> None:
         if self.x is None:
             raise ValueError("a slice needs an image")
+        if self.delta is not None and self.adversarial is not None:
+            raise ValueError("give a slice either its PGD adversarial or its perturbation, not both")
 
     def execute(self, executor: Executor, progress: ProgressFn | None = None):
         from explorer.boundaries.slices import compute_slice
 
+        delta = self.delta
+        if self.adversarial is not None:
+            delta = (np.asarray(self.adversarial, np.float32) - np.asarray(self.x, np.float32)).astype(np.float32)
         model = _model(self.model_id, self.device)
-        return compute_slice(model, self.x, int(self.label), self.config, delta=self.delta, progress=progress)
+        return compute_slice(model, self.x, int(self.label), self.config, delta=delta, progress=progress)
 
 
 def slice_pgd_config(eps: float, steps: int = 10) -> AttackConfig:
     """The PGD a slice draws: Attack Studio's PGD at this ε (default α, its seeded random start)."""
     return AttackConfig(attack="pgd", eps=float(eps), steps=int(steps))
+
+
+@dataclass(frozen=True)
+class ProfileRequest(Request):
+    """Loss and logits along ``sign(∇ₓL)`` and a seeded random sign direction of the same length through ``x``
+    (``explorer.boundaries.slices.linearity_profile``)."""
+
+    kind: ClassVar[str] = "profile"
+    accepts_progress: ClassVar[bool] = True
+    model_id: str
+    image_digest: str
+    label: int
+    extent: float = 0.25
+    n: int = 81
+    seed: int = 0
+    clip: bool = True
+    device: str | None = None
+    x: np.ndarray = _array(default=None)
+
+    def validate(self) -> None:
+        if self.x is None:
+            raise ValueError("a profile needs an image")
+        if self.n < 2 or not self.extent > 0:
+            raise ValueError("a profile needs at least 2 points and an extent above 0")
+
+    def execute(self, executor: Executor, progress: ProgressFn | None = None):
+        from explorer.boundaries.slices import linearity_profile
+
+        model = _model(self.model_id, self.device)
+        return linearity_profile(model, self.x, int(self.label), extent=float(self.extent), n=int(self.n),
+                                 seed=int(self.seed), clip=bool(self.clip), progress=progress)
 
 
 # ---------------------------------------------------------------------------------- dataset attack (sets)

@@ -100,3 +100,26 @@ def test_hook_leaves_other_threads_forward_passes_alone():
     assert probe.result is not None
     np.testing.assert_array_equal(probe.result, expected)
     assert _no_hooks(model)
+
+
+def test_plain_module_follows_the_attacks_contract(cnn):
+    """Issue #10 item 6: a plain nn.Module (no ``.net``) is accepted as the attacks accept it; its layers are
+    named from the module itself. Only a model without any conv layer gets a (one-line) ValueError."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    plain = cnn.net  # expects normalised input; any [0,1]-in, logits-out module will do
+    x = images(2, (3, 12, 12), seed=5)
+    wrapped = Classifier(plain, model_id="wrapped", class_names=[str(i) for i in range(5)], input_shape=(3, 12, 12),
+                         mean=(0.0,), std=(1.0,))
+    assert default_layer(plain) == "conv2" and candidate_layers(plain) == ["conv1", "conv2"]
+    ours = gradcam(plain, x, [1, 3])
+    np.testing.assert_allclose(ours.layer_map, gradcam(wrapped, x, [1, 3]).layer_map, rtol=1e-5, atol=1e-7)
+    assert ours.layer == "conv2" and _no_hooks(plain)
+    mlp = seeded(lambda: nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc=nn.Linear(3 * 12 * 12, 5))))
+    with pytest.raises(ValueError, match="no Conv2d") as err:
+        gradcam(mlp, x, 0)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="no layer"):
+        gradcam(plain, x, 0, layer="nope")

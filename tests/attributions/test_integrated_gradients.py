@@ -93,3 +93,14 @@ def test_explicit_baseline_image_and_single_channel():
     base = np.full((1, 12, 12), 0.5, np.float32)
     attr, delta = integrated_gradients(model, x, 1, steps=128, baseline=base, return_delta=True)
     assert attr.shape == (1, 1, 12, 12) and abs(delta[0]) < 0.01 * abs(attr.sum()) + 1e-4
+
+
+def test_noise_baseline_is_a_function_of_seed_and_image_not_batch_position(cnn):
+    """Issue #10 item 6: the noise baseline of an image does not depend on the other images of the batch."""
+    x = images(3, (3, 12, 12), seed=6)
+    together = make_baseline(x, "noise", seed=4)
+    for i in range(3):
+        np.testing.assert_array_equal(together[i:i + 1].numpy(), make_baseline(x[i:i + 1], "noise", seed=4).numpy())
+    attr = integrated_gradients(cnn, x, [0, 1, 2], steps=8, baseline="noise", seed=4)
+    alone = integrated_gradients(cnn, x[2:], 2, steps=8, baseline="noise", seed=4)
+    np.testing.assert_allclose(attr[2], alone[0], rtol=1e-5, atol=1e-6)

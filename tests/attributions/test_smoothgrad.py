@@ -60,16 +60,30 @@ def test_rejects_bad_settings(cnn):
 
 
 def test_matches_captum_noise_tunnel_with_the_same_noise(cnn):
-    """Captum draws its noise from the global RNG: seeded the same way (in a fork), it draws our noise."""
+    """Captum draws its noise from the global RNG: seeded with the image's seed (in a fork), it draws our noise."""
     from captum.attr import NoiseTunnel, Saliency
 
+    from explorer.attributions._common import image_seed
     from explorer.attributions.smoothgrad import noise_scale
 
     x = images(1, (3, 12, 12), seed=2)
     ours = smoothgrad(cnn, x, 1, n_samples=7, sigma=0.2, seed=5)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(5)
+        torch.manual_seed(image_seed(5, x[0]))
         theirs = NoiseTunnel(Saliency(cnn)).attribute(
             x.clone(), nt_type="smoothgrad", nt_samples=7, stdevs=float(noise_scale(x, 0.2).flatten()[0]), target=1,
             abs=False)  # Saliency's default abs=True would average |gradient| instead
     np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_noise_is_a_function_of_seed_and_image_not_batch_position(cnn):
+    """Issue #10 item 6: the same image with the same seed gets the same map whatever else is in the batch."""
+    x = images(3, (3, 12, 12), seed=4)
+    together = smoothgrad(cnn, x, [0, 1, 2], n_samples=6, sigma=0.2, seed=7)
+    for i in range(3):
+        alone = smoothgrad(cnn, x[i:i + 1], i, n_samples=6, sigma=0.2, seed=7)
+        np.testing.assert_allclose(together[i], alone[0], rtol=1e-5, atol=1e-6)
+    reordered = smoothgrad(cnn, x.flip(0), [2, 1, 0], n_samples=6, sigma=0.2, seed=7)
+    np.testing.assert_allclose(reordered[::-1], together, rtol=1e-5, atol=1e-6)
+    noise = smoothgrad_noise(x, 5, 0.2, 7)
+    np.testing.assert_array_equal(noise[:, 1:2].numpy(), smoothgrad_noise(x[1:2], 5, 0.2, 7).numpy())

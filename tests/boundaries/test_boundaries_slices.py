@@ -236,3 +236,23 @@ def test_accepts_an_image_made_under_inference_mode(tiny, image):
         sl = compute_slice(tiny, xt, None, SliceConfig(kind=kind, extent=0.2, resolution=5, pgd_steps=2))
         assert sl.result.centre_pred == predict_class(tiny, image)
     assert linearity_profile(tiny, xt, None, n=5).t.shape == (5,)
+
+
+def test_one_pgd_slices_and_toy_lab_run_the_attacks_library(tiny, image):
+    """Issue #10 item 3: the slice's PGD is the attacks library's PGD (bit for bit), and the 2-D lab's PGD is
+    the library's step on N x 2 points (no [0, 1] box)."""
+    from explorer.attacks import pgd
+    from explorer.attacks import pgd_path as library_pgd_path
+    from explorer.boundaries.toy import linear_model, pgd_path
+
+    label = int(logits_of(tiny, image[None]).argmax())
+    delta = pgd_delta(tiny, image, label, 0.05, steps=5)
+    ours = pgd(tiny, image[None], label, 0.05, steps=5, random_start=False, trace=False)
+    np.testing.assert_array_equal(delta, (np.asarray(ours.adversarial[0]) - np.asarray(image)).astype(np.float32))
+    model = linear_model((1.0, -2.0), 0.5)
+    pts = torch.tensor([[3.0, -4.0], [-2.5, 1.0]])  # outside [0, 1]: no box clipping for points
+    y = torch.tensor([1, 0])
+    for norm in ("linf", "l2"):
+        a = pgd_path(model, pts, y, 0.4, norm, steps=4)
+        b = library_pgd_path(model, pts, y, 0.4, norm, steps=4)
+        assert all(torch.equal(u, v) for u, v in zip(a, b)) and a[-1].min() < 0

@@ -173,3 +173,24 @@ def test_hooks_ignore_other_threads_forward_passes(digits_model, digits_batch):
         stop.set()
         worker.join()
     assert not errors and _hooks(digits_model) == 0
+
+
+def test_plain_module_follows_the_attacks_contract():
+    """Issue #10 item 6: extract_features, layer_names and layer_growth accept a plain nn.Module (no ``.net``),
+    naming layers from the module itself, and give the same features as the wrapped module."""
+    wrapped = tiny_cnn()
+    plain = wrapped.net
+    unit = Classifier(plain, model_id="unit", class_names="abcd", input_shape=(3, 16, 16), mean=(0,), std=(1,))
+    x = np.random.default_rng(1).random((6, 3, 16, 16), dtype=np.float32)
+    # without a declared input shape the penultimate layer cannot be probed: it is named "<last linear>:in"
+    assert default_layer(plain) == "fc2:in" and default_layer(unit) == "relu2"
+    assert layer_names(plain).names == (*layer_names(unit).names, "fc2:in")
+    np.testing.assert_allclose(extract_features(plain, x), extract_features(unit, x), rtol=1e-6)
+    np.testing.assert_allclose(extract_features(plain, x, "relu1", reduce="mean"),
+                               extract_features(unit, x, "relu1", reduce="mean"), rtol=1e-6)
+    assert extract_features(plain, x[:0], "fc1").shape == (0, 12)
+    growth = layer_growth(plain, x, np.clip(x + 0.05, 0, 1))
+    assert growth.layers[0] == "input" and "conv1" in growth.layers
+    with pytest.raises(ValueError, match="no layer named"):
+        extract_features(plain, x, "nope")
+    assert _hooks(plain) == 0

@@ -104,3 +104,24 @@ def test_pgd_l2_sweep_rows_match_single_calls_within_the_documented_tolerance(di
     for i, e in enumerate(grid):
         single = run_attack(model, x[None], y, rules.point_config(config, e)).adversarial[0].numpy()
         np.testing.assert_allclose(sw.images[i], single, rtol=0, atol=1e-5)
+
+
+def test_slice_and_profile_requests_match_the_library(digit):
+    """The Boundaries page's slice (its PGD marker given as the adversarial) and profile through the run layer."""
+    from explorer.boundaries.slices import SliceConfig, compute_slice, linearity_profile
+    from explorer.models import load_model
+    from explorer.runs import ProfileRequest, SliceRequest
+    from explorer.runs.requests import slice_pgd_config
+
+    x, digest, y = digit
+    model = load_model("digits-cnn")
+    config = SliceConfig(kind="pgd/random", resolution=9, eps=0.2, pgd_steps=3)
+    adv = run(AttackRequest("digits-cnn", digest, y, slice_pgd_config(0.2, 3), None, x)).adversarial
+    ours = run(SliceRequest("digits-cnn", digest, y, config, None, x, adversarial=adv))
+    theirs = compute_slice(model, x, y, config, delta=(adv - x).astype(np.float32))
+    np.testing.assert_array_equal(ours.result.pred, theirs.result.pred)
+    np.testing.assert_array_equal(ours.plane.d1, theirs.plane.d1)
+    with pytest.raises(ValueError, match="not both"):
+        run(SliceRequest("digits-cnn", digest, y, config, None, x, delta=adv - x, adversarial=adv))
+    prof = run(ProfileRequest("digits-cnn", digest, y, 0.2, 9, 1, True, None, x))
+    np.testing.assert_array_equal(prof.loss_adv, linearity_profile(model, x, y, extent=0.2, n=9, seed=1).loss_adv)

@@ -122,7 +122,7 @@ def run_checks(ev: Evaluation, transfer: TransferResult | None = None) -> list[C
             k = int(rise.argmax())
             if rise[k] > worst_rise:
                 worst_rise, where = float(rise[k]), f"{attack} at ε = {eps[k]:.4g}"
-        if worst_rise > slack:
+        if worst_rise > slack + 1e-9:
             rows.append(CheckRow("monotone", "warn", model, f"accuracy rises by {_pct(worst_rise)} with ε ({where}): "
                                  "the attack is failing at larger ε, a sign of masked gradients or too few steps"))
         else:
@@ -142,7 +142,7 @@ def run_checks(ev: Evaluation, transfer: TransferResult | None = None) -> list[C
         if "fgsm" in ev.attacks and "pgd" in ev.attacks:
             d = acc[m, ev.attacks.index("pgd")] - acc[m, ev.attacks.index("fgsm")]
             k = int(d.argmax())
-            if d[k] > slack:
+            if d[k] > slack + 1e-9:
                 rows.append(CheckRow("fgsm-vs-pgd", "warn", model,
                                      f"FGSM beats PGD by {_pct(float(d[k]))} at ε = {ev.eps[k]:.4g}: PGD is not "
                                      "converging (more steps, or masked gradients)"))
@@ -161,7 +161,7 @@ def run_checks(ev: Evaluation, transfer: TransferResult | None = None) -> list[C
             msg = (f"{p.steps_attack} at ε = {p.steps_eps:.4g}: {_pct(p.acc_base)} with {p.steps} steps, "
                    f"{_pct(p.acc_double)} with {2 * p.steps}, {_pct(p.acc_restart)} with a restart")
             slack_p = max(POINT, 1.0 / max(p.n, 1))
-            if drop > slack_p:
+            if drop > slack_p + 1e-9:
                 rows.append(CheckRow("steps-restarts", "warn", model,
                                      f"{how} drops accuracy by {_pct(drop)} ({msg}): the attack has not converged"))
             else:
@@ -207,7 +207,7 @@ def _transfer_check(model: str, t: TransferResult | None, slack: float) -> Check
     if not others or not np.isfinite(white):
         return CheckRow("transfer-vs-whitebox", "skip", model, "no other model of the same input shape to transfer from")
     best, src = min(others)
-    if white - best > slack:
+    if white - best > slack + 1e-9:
         return CheckRow("transfer-vs-whitebox", "warn", model,
                         f"adversarials from {src} leave {_pct(best)} accuracy but its own white-box {t.attack} "
                         f"leaves {_pct(white)} (ε = {t.eps:.4g}): its gradients mislead the attack")

@@ -47,6 +47,11 @@ def default_attacks() -> tuple[str, ...]:
     return ("fgsm", "pgd") + (("apgd-ce",) if "apgd-ce" in ATTACKS else ())
 
 
+def eps_grid(top: float, points: int) -> tuple[float, ...]:
+    """``points`` evenly spaced ε from 0 to ``top`` (ends included): the grid the page and ``0:top:points`` give."""
+    return tuple(float(v) for v in np.linspace(0.0, float(top), int(points)))
+
+
 def parse_eps_grid(text: str) -> tuple[float, ...]:
     """``"0:0.3:8"`` (start:stop:count, ends included), or a comma list ``"0,2/255,4/255"``."""
     from explorer.attacks.cli import parse_eps
@@ -60,7 +65,7 @@ def parse_eps_grid(text: str) -> tuple[float, ...]:
             raise ValueError(f"ε grid {raw!r}: the count after the second ':' must be a whole number") from None
         if count < 2:
             raise ValueError(f"ε grid {raw!r}: give at least 2 values")
-        return tuple(float(v) for v in np.linspace(parse_eps(a), parse_eps(b), count))
+        return tuple(float(v) for v in np.linspace(parse_eps(a), parse_eps(b), count))  # = eps_grid for a = 0
     values = [parse_eps(v) for v in raw.split(",") if v.strip()]
     if not values:
         raise ValueError("the ε grid is empty")
@@ -617,3 +622,22 @@ class TransferRequest(Request):
         )
         store.put(digest, res)
         return res
+
+
+def transfer_for(req: EvaluateRequest, eps: float | None = None, attack: str | None = None) -> TransferRequest:
+    """The transfer matrix the page and the CLI show beside an evaluation: its strongest iterative attack (else
+    its first) at ``eps`` (default: the middle of the grid), same models, data, steps and seed."""
+    from explorer.evaluation.checks import iterative_attack
+
+    r = req.resolved()
+    grid = sorted(r.eps)
+    return TransferRequest(models=r.models, attack=attack or iterative_attack(r.attacks) or r.attacks[0],
+                           eps=float(grid[len(grid) // 2] if eps is None else eps), dataset=r.dataset, n=r.n,
+                           seed=r.seed, steps=r.steps, alpha=r.alpha, shard_size=r.shard_size, rows=r.rows,
+                           device=r.device)
+
+
+def compatible_models(models: tuple[str, ...]) -> bool:
+    """True when at least two models share an input shape (a transfer matrix has off-diagonal cells)."""
+    shapes = [_model_shape(m) for m in models]
+    return len(shapes) != len(set(shapes))

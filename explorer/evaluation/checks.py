@@ -47,8 +47,10 @@ def iterative_attack(attacks: tuple[str, ...]) -> str | None:
 
 
 def probe_model(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, model_id: str, attack: str | None,
-                steps: int, steps_eps: float, seed: int, rows: int, big_eps: float = BIG_EPS) -> ModelProbe:
-    """Measure what checks 2 and 5–8 need on the samples ``x`` (labels ``y``)."""
+                steps: int, steps_eps: float, seed: int, rows: int, big_eps: float = BIG_EPS,
+                alpha: float | None = None) -> ModelProbe:
+    """Measure what checks 2 and 5–8 need on the samples ``x`` (labels ``y``); ``attack`` / ``steps`` / ``alpha``
+    are the evaluated iterative attack's settings (the base of the steps / restart comparison)."""
     from explorer.attacks._common import as_images, as_labels, classify, grad_mode
     from torch.nn import functional as F
 
@@ -78,10 +80,10 @@ def probe_model(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, model_i
     big = acc(AttackSettings(big_name, steps=max(int(steps), 10), random_start=False, seed=seed), big_eps, 1)
     base = double = restart = np.zeros(0, bool)
     if attack is not None and steps_eps > 0:
-        s0 = AttackSettings(attack, steps=int(steps), seed=seed)
+        s0 = AttackSettings(attack, steps=int(steps), alpha=alpha, seed=seed)
         base = acc(s0, steps_eps, 2)
-        double = acc(AttackSettings(attack, steps=2 * int(steps), seed=seed), steps_eps, 2)
-        restart = base & acc(AttackSettings(attack, steps=int(steps), seed=seed + 1), steps_eps, 3)
+        double = acc(AttackSettings(attack, steps=2 * int(steps), alpha=alpha, seed=seed), steps_eps, 2)
+        restart = base & acc(AttackSettings(attack, steps=int(steps), alpha=alpha, seed=seed + 1), steps_eps, 3)
     m = lambda v: float(v.mean()) if len(v) else float("nan")  # noqa: E731
     return ModelProbe(
         model_id=model_id, n=len(x), max_diff=max_diff, outputs_probabilities=probs,

@@ -39,6 +39,12 @@ class AttackSettings:
     seed: int = 0
 
 
+def default_refine(attack: str) -> tuple[int, int]:
+    """(bisection rounds, probes per round) of the flip ε: FGSM probes are forwards only (4 rounds of 7: the
+    grid interval shrinks 4,096 times); an iterative attack reruns per probe (1 round of 3: 4 times)."""
+    return (4, 7) if attack == "fgsm" else (1, 3)
+
+
 def _chunk_seed(seed: int, start: int, chunk: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(start), int(chunk)]).generate_state(1)[0])
 
@@ -145,7 +151,7 @@ class ShardResult:
 
 
 def evaluate_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: np.ndarray, settings: AttackSettings,
-                   *, rows: int, start: int = 0, refine_rounds: int = 1, refine_points: int = 3,
+                   *, rows: int, start: int = 0, refine_rounds: int | None = None, refine_points: int | None = None,
                    keep: int | None = None, model_id: str = "") -> ShardResult:
     """Attack B samples at every ε of ``eps`` (one batched run), then refine every sample's flip ε.
 
@@ -154,6 +160,9 @@ def evaluate_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: np
     from explorer.inference import predict_logits
 
     t0 = time.perf_counter()
+    d_rounds, d_points = default_refine(settings.attack)
+    refine_rounds = d_rounds if refine_rounds is None else refine_rounds
+    refine_points = d_points if refine_points is None else refine_points
     eps = np.asarray(eps, np.float64)
     b, e = len(x), len(eps)
     keep = (KEEP_EXAMPLES if x.shape[1] == 1 else KEEP_EXAMPLES_PHOTO) if keep is None else keep

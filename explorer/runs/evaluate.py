@@ -171,6 +171,7 @@ class ProbeShard:
     seed: int
     rows: int
     device: str | None
+    alpha: float | None = None
 
 
 def run_probe_shard(item: ProbeShard) -> ModelProbe:
@@ -184,7 +185,8 @@ def run_probe_shard(item: ProbeShard) -> ModelProbe:
     model = _get_model(item.model_id, item.device)
     y = item.y if item.y is not None else predict_logits(model, item.x, batch_size=item.rows).argmax(1)
     res = probe_model(model, item.x, np.asarray(y, np.int64), model_id=item.model_id, attack=item.attack,
-                      steps=item.steps, steps_eps=item.steps_eps, seed=item.seed, rows=item.rows)
+                      steps=item.steps, steps_eps=item.steps_eps, seed=item.seed, rows=item.rows,
+                      alpha=item.alpha)
     store.put(item.digest, res)
     return res
 
@@ -279,9 +281,10 @@ class EvaluateRequest(Request):
     # the plan ---------------------------------------------------------------------------------------
 
     def _refine(self, attack: str) -> tuple[int, int]:
-        if attack == "fgsm":
-            return (4 if self.refine_rounds < 0 else self.refine_rounds), (7 if self.refine_points < 0 else self.refine_points)
-        return (1 if self.refine_rounds < 0 else self.refine_rounds), (3 if self.refine_points < 0 else self.refine_points)
+        from explorer.evaluation.core import default_refine
+
+        rounds, points = default_refine(attack)
+        return (rounds if self.refine_rounds < 0 else self.refine_rounds), (points if self.refine_points < 0 else self.refine_points)
 
     def plan(self) -> tuple[list[tuple[str, str]], dict[str, EvalSet], list[EvalShard]]:
         """(skipped models with reasons, the image set per model, the shards)."""
@@ -392,10 +395,10 @@ class EvaluateRequest(Request):
                 correct = (pred[i] == labels[i][None, None]) & (clean[i] == labels[i])[None, None]
                 steps_eps = steps_probe_eps(correct[ai[it]].mean(-1), eps_arr) if it else 0.0
                 pd = content_digest("evaluate-probe", {"model": m, "set": r.dataset, "n": k, "seed": r.seed,
-                                                        "attack": it or "", "steps": r.steps,
+                                                        "attack": it or "", "steps": r.steps, "alpha": r.alpha,
                                                         "steps_eps": steps_eps, "rows": r.rows})
                 items.append(ProbeShard(pd, m, s.images[:k], None if s.labels_are_predictions else s.labels[:k],
-                                        it, r.steps, steps_eps, r.seed, r.rows, r.device))
+                                        it, r.steps, steps_eps, r.seed, r.rows, r.device, r.alpha))
             probes = _map(executor, run_probe_shard, items, progress, cancelled, len(shards), total)
         ev = Evaluation(
             digest=digest, dataset=r.dataset, dataset_label=_dataset_label(r.dataset), models=models,

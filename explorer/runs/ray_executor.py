@@ -71,7 +71,8 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None,
                  max_retries: int = MAX_RETRIES) -> None:
-        self.address = address if address is not None else (os.environ.get("RAY_ADDRESS") or "").strip() or None
+        # None: RAY_ADDRESS (else a local instance); "" forces a local instance
+        self.address = (address if address is not None else (os.environ.get("RAY_ADDRESS") or "")).strip() or None
         self.num_cpus = num_cpus
         self.max_retries = max_retries
         self._remote = None

@@ -71,7 +71,9 @@ photo = dataset == "photos"
 d1, d2, d3, d4, d5 = st.columns(5)
 cap = get_settings().max_n
 full = min(FULL_SIZE.get(dataset, DEFAULT_N[dataset]), cap)
-state.seed_widget(f"lab_n_{dataset}", min(DEFAULT_N[dataset], full))
+url_n = state.query("n")
+state.seed_widget(f"lab_n_{dataset}", min(int(url_n) if (url_n or "").isdigit() and int(url_n) >= 1 else
+                                          DEFAULT_N[dataset], max(full, 1)))
 n = int(d1.number_input("N (images)", 1, max(full, 1), key=f"lab_n_{dataset}",
                         help=f"The first N held-out images (at most {full} here)."))
 if photo:
@@ -82,7 +84,7 @@ points = int(d3.number_input("ε points", 2, get_settings().max_eps_points, valu
                              help="The grid: evenly spaced from 0 to ε max."))
 steps = int(d4.number_input("Steps", 1, 200, value=10, key="lab_steps", help="of PGD, BIM, MI-FGSM, APGD-CE"))
 seed = int(d5.number_input("Seed", 0, 10_000, value=0, key="lab_seed", help="random starts"))
-state.set_query(models=",".join(models), attacks=",".join(attacks))
+state.set_query(models=",".join(models), attacks=",".join(attacks), n=str(n))
 
 upload_set = None
 if dataset == "uploads":

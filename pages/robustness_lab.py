@@ -218,7 +218,7 @@ if tr is not None and t_picked and t_picked[0].get("customdata"):
 # ------------------------------------------------------------------------------------------------- checks
 st.subheader("Is the number real?")
 checks = run_checks(ev, tr)
-icon = {"pass": "✅ pass", "warn": "⚠️ warn", "skip": "➖ n/a"}
+icon = {"pass": "PASS", "warn": "WARN", "skip": "n/a"}
 st.dataframe([{"status": icon[c["status"]], "model": c["model"], "check": CHECKS[c["check"]], "why": c["message"]}
               for c in check_dicts(checks)], hide_index=True, width="stretch")
 st.caption("Athalye et al. (2018) found 7 of 9 defences relied on obfuscated gradients; these checks (after "

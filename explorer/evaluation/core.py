@@ -170,7 +170,14 @@ def evaluate_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: np
     grid = _Grid(model, x, y, settings, rows, start)
     idx = np.tile(np.arange(b), e)  # ε-major: row k is sample k % B at ε k // B
     eps_rows = np.repeat(eps, b)
-    pred_flat, imgs = grid.run(idx, eps_rows, keep > 0)
+    # ε = 0 leaves every image as it is (every attack clips to the ε-ball): its answer is the clean one
+    moved = eps_rows > 0
+    pred_flat = np.tile(clean, e)
+    imgs = np.tile(x, (e, 1, 1, 1)) if keep > 0 else None
+    p_moved, i_moved = grid.run(idx[moved], eps_rows[moved], keep > 0)
+    pred_flat[moved] = p_moved
+    if imgs is not None and i_moved is not None:
+        imgs[moved] = i_moved
     pred = pred_flat.reshape(e, b)
     fooled = pred != y[None, :]
     right = clean == y

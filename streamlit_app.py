@@ -24,6 +24,7 @@ PAGES = [
     st.Page("pages/gradient_maps.py", title="Gradient maps", icon=":material/gradient:"),
     st.Page("pages/boundaries.py", title="Boundaries", icon=":material/scatter_plot:"),
     st.Page("pages/projections.py", title="Projections", icon=":material/bubble_chart:"),
+    st.Page("pages/robustness_lab.py", title="Robustness lab", icon=":material/monitoring:"),
 ]
 
 

@@ -34,6 +34,7 @@ _DEFAULTS: dict[str, tuple[int, int]] = {
     "EXPLORER_SESSION_MODELS": (4, 2),  # uploaded models one session keeps
     "EXPLORER_SESSION_UPLOAD_MB": (400, 150),  # memory one session's uploads may hold
     "EXPLORER_MAX_N": (2000, 500),  # samples of one dataset evaluation / projection
+    "EXPLORER_MAX_EPS_POINTS": (64, 16),  # values of ε in one dataset evaluation's grid
     "EXPLORER_WORKERS": (2, 2),  # heavy-job workers of one server
     "EXPLORER_SESSION_JOBS": (2, 1),  # heavy jobs one session may have running at once
     "EXPLORER_TORCH_THREADS": (0, 0),  # torch threads per process; 0: torch's default (local), cores / workers (hosted)
@@ -95,6 +96,7 @@ class Settings:
     session_models: int
     session_upload_mb: int
     max_n: int
+    max_eps_points: int
     workers: int
     session_jobs: int
     torch_threads: int
@@ -141,6 +143,7 @@ def get_settings() -> Settings:
         session_models=_int("EXPLORER_SESSION_MODELS"),
         session_upload_mb=_int("EXPLORER_SESSION_UPLOAD_MB"),
         max_n=_int("EXPLORER_MAX_N"),
+        max_eps_points=_int("EXPLORER_MAX_EPS_POINTS"),
         workers=_int("EXPLORER_WORKERS"),
         session_jobs=_int("EXPLORER_SESSION_JOBS"),
         torch_threads=_int("EXPLORER_TORCH_THREADS"),

@@ -1,4 +1,7 @@
-"""The explorer's own models: a small CNN and an MLP, on scikit-learn's digits and on MNIST.
+"""The explorer's own models, on scikit-learn's digits and on MNIST: a small CNN, an MLP, and the models a
+transfer matrix needs (Szegedy et al., 2014): a softmax regression with no hidden layer, an autoencoder-based
+classifier (encoder pretrained as an autoencoder, softmax on its code), the same CNN with another seed, and a
+CNN of a different architecture.
 
 Training is seeded and deterministic (the global RNG is forked, never reseeded), full precision on the CPU,
 and the weights are saved as safetensors with their held-out accuracy in the file's metadata.
@@ -64,17 +67,67 @@ def make_mlp(size: int) -> nn.Sequential:
     ))
 
 
+def make_softmax(size: int) -> nn.Sequential:
+    """Multinomial logistic regression: one linear layer on the pixels, no hidden layer."""
+    return nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc=nn.Linear(size * size, 10)))
+
+
+def ae_code_size(size: int) -> int:
+    return 64 if size == 8 else 400  # Szegedy et al.'s AE400-10 on MNIST
+
+
+def make_ae_encoder(size: int) -> nn.Sequential:
+    """The autoencoder's encoder: one sigmoid layer (AE400 on MNIST, 64 units on 8x8 digits)."""
+    return nn.Sequential(OrderedDict(
+        flatten=nn.Flatten(), fc=nn.Linear(size * size, ae_code_size(size)), sigmoid=nn.Sigmoid(),
+    ))
+
+
+def make_ae(size: int) -> nn.Sequential:
+    """The autoencoder-based classifier: the pretrained encoder, then a softmax classifier on its code."""
+    return nn.Sequential(OrderedDict(encoder=make_ae_encoder(size), classifier=nn.Linear(ae_code_size(size), 10)))
+
+
+def make_ae_decoder(size: int) -> nn.Sequential:
+    """The decoder used only while pretraining the encoder (code -> normalised pixels)."""
+    return nn.Sequential(OrderedDict(fc=nn.Linear(ae_code_size(size), size * size),
+                                     unflatten=nn.Unflatten(1, (1, size, size))))
+
+
+def make_cnn_wide(size: int) -> nn.Sequential:
+    """A different CNN: 5x5 then 3x3 convolutions, 64 and 128 channels, a pool after each (no dense hidden
+    layer on digits; 256 hidden units on MNIST)."""
+    last = size // 4
+    layers: OrderedDict[str, nn.Module] = OrderedDict(
+        conv1=nn.Conv2d(1, 64, 5, padding=2), relu1=nn.ReLU(), pool1=nn.MaxPool2d(2),
+        conv2=nn.Conv2d(64, 128, 3, padding=1), relu2=nn.ReLU(), pool2=nn.MaxPool2d(2), flatten=nn.Flatten(),
+    )
+    if size == 8:
+        layers["fc"] = nn.Linear(128 * last * last, 10)
+    else:
+        layers["fc1"] = nn.Linear(128 * last * last, 256)
+        layers["relu3"] = nn.ReLU()
+        layers["fc2"] = nn.Linear(256, 10)
+    return nn.Sequential(layers)
+
+
+_BUILDERS: dict[str, Callable[[int], nn.Sequential]] = {
+    "cnn": make_cnn, "mlp": make_mlp, "softmax": make_softmax, "ae": make_ae, "cnn-wide": make_cnn_wide,
+}
+
+
 @dataclass(frozen=True)
 class BuiltinRecipe:
     dataset: str  # "digits" | "mnist"
-    arch: str  # "cnn" | "mlp"
+    arch: str  # "cnn" | "mlp" | "softmax" | "ae" | "cnn-wide"
     size: int
     mean: float
     std: float
     train: TrainConfig
+    pretrain_epochs: int = 0  # "ae": epochs of autoencoder pretraining of the encoder
 
     def build(self) -> nn.Sequential:
-        return make_cnn(self.size) if self.arch == "cnn" else make_mlp(self.size)
+        return _BUILDERS[self.arch](self.size)
 
     def load_split(self) -> Split:
         return load_digits_split() if self.dataset == "digits" else load_mnist_split()
@@ -85,6 +138,15 @@ RECIPES: dict[str, BuiltinRecipe] = {
     "digits-mlp": BuiltinRecipe("digits", "mlp", 8, 0.305, 0.405, TrainConfig(epochs=60, batch_size=64, lr=1e-3, weight_decay=1e-4)),
     "mnist-cnn": BuiltinRecipe("mnist", "cnn", 28, 0.1307, 0.3081, TrainConfig(epochs=10, batch_size=64, lr=1e-3, shift=2)),
     "mnist-mlp": BuiltinRecipe("mnist", "mlp", 28, 0.1307, 0.3081, TrainConfig(epochs=15, batch_size=64, lr=1e-3, weight_decay=1e-5)),
+    # the transfer-matrix family (Szegedy et al., 2014): shallow, autoencoder-based, another seed, another CNN
+    "digits-softmax": BuiltinRecipe("digits", "softmax", 8, 0.305, 0.405, TrainConfig(epochs=60, batch_size=64, lr=5e-3, weight_decay=1e-4)),
+    "digits-ae": BuiltinRecipe("digits", "ae", 8, 0.305, 0.405, TrainConfig(epochs=60, batch_size=64, lr=5e-3), pretrain_epochs=60),
+    "digits-cnn-s1": BuiltinRecipe("digits", "cnn", 8, 0.305, 0.405, TrainConfig(epochs=40, batch_size=64, lr=2e-3, shift=1, seed=1)),
+    "digits-cnn-wide": BuiltinRecipe("digits", "cnn-wide", 8, 0.305, 0.405, TrainConfig(epochs=30, batch_size=64, lr=2e-3, shift=1)),
+    "mnist-softmax": BuiltinRecipe("mnist", "softmax", 28, 0.1307, 0.3081, TrainConfig(epochs=15, batch_size=64, lr=2e-3, weight_decay=1e-5)),
+    "mnist-ae": BuiltinRecipe("mnist", "ae", 28, 0.1307, 0.3081, TrainConfig(epochs=15, batch_size=64, lr=3e-3), pretrain_epochs=10),
+    "mnist-cnn-s1": BuiltinRecipe("mnist", "cnn", 28, 0.1307, 0.3081, TrainConfig(epochs=10, batch_size=64, lr=1e-3, shift=2, seed=1)),
+    "mnist-cnn-wide": BuiltinRecipe("mnist", "cnn-wide", 28, 0.1307, 0.3081, TrainConfig(epochs=6, batch_size=64, lr=1e-3, shift=2)),
 }
 
 
@@ -117,6 +179,28 @@ def evaluate(net: nn.Module, x: np.ndarray, y: np.ndarray, mean: float, std: flo
     return float((logits.argmax(1).numpy() == y).mean())
 
 
+def _pretrain_autoencoder(encoder: nn.Module, recipe: BuiltinRecipe, x_all: torch.Tensor, cfg: TrainConfig,
+                          gen: torch.Generator, model_id: str, progress: ProgressFn | None) -> None:
+    """Train ``encoder`` with a throw-away decoder to reconstruct its (normalised) input: MSE, Adam, seeded.
+
+    Called inside ``train_builtin``'s forked RNG, so the decoder's initialisation is seeded too."""
+    decoder = make_ae_decoder(recipe.size)
+    opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=cfg.lr)
+    encoder.train()
+    epochs = recipe.pretrain_epochs
+    for epoch in range(epochs):
+        order = torch.randperm(len(x_all), generator=gen)
+        for i in range(0, len(order), cfg.batch_size):
+            xb = x_all[order[i: i + cfg.batch_size]]
+            loss = F.mse_loss(decoder(encoder(xb)), xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if progress:
+            progress(0.5 * (epoch + 1) / epochs,
+                     f"{model_id}: autoencoder epoch {epoch + 1}/{epochs}, reconstruction MSE {loss.item():.3f}")
+
+
 def train_builtin(model_id: str, progress: ProgressFn | None = None, config: TrainConfig | None = None) -> TrainResult:
     """Train a built-in model from its recipe (or ``config``); deterministic for a given seed on one machine."""
     recipe = RECIPES[model_id]
@@ -127,11 +211,17 @@ def train_builtin(model_id: str, progress: ProgressFn | None = None, config: Tra
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # inside the fork only: initialisation and dropout
         net = recipe.build()
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        x_all = (torch.from_numpy(split.x_train) - recipe.mean) / recipe.std
+        params = list(net.parameters())
+        if recipe.arch == "ae":
+            _pretrain_autoencoder(net.encoder, recipe, x_all, cfg, gen, model_id, progress)
+            for p in net.encoder.parameters():
+                p.requires_grad_(False)  # the classifier learns on the frozen code (Szegedy et al.'s AE400-10)
+            params = list(net.classifier.parameters())
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=cfg.lr, total_steps=cfg.epochs * int(np.ceil(len(split.x_train) / cfg.batch_size))
         )
-        x_all = (torch.from_numpy(split.x_train) - recipe.mean) / recipe.std
         x_raw = torch.from_numpy(split.x_train)
         y_all = torch.from_numpy(split.y_train)
         net.train()
@@ -146,8 +236,11 @@ def train_builtin(model_id: str, progress: ProgressFn | None = None, config: Tra
                 opt.step()
                 sched.step()
             if progress:
-                progress((epoch + 1) / cfg.epochs, f"{model_id}: epoch {epoch + 1}/{cfg.epochs}, loss {loss.item():.3f}")
+                done = (epoch + 1) / cfg.epochs
+                progress(0.5 + 0.5 * done if recipe.arch == "ae" else done, f"{model_id}: epoch {epoch + 1}/{cfg.epochs}, loss {loss.item():.3f}")
         net.eval()
+        for p in net.parameters():
+            p.requires_grad_(True)
     acc = evaluate(net, split.x_test, split.y_test, recipe.mean, recipe.std)
     return TrainResult(
         {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()},

@@ -61,7 +61,11 @@ class ModelUnavailable(RuntimeError):
 _BUILTIN_TEXT = {
     "cnn": "small CNN (2 conv + 2 dense)",
     "mlp": "MLP (2 hidden layers)",
+    "softmax": "softmax regression (no hidden layer: Szegedy et al.'s shallow model)",
+    "ae": "autoencoder-based classifier (sigmoid encoder pretrained as an autoencoder, softmax on its code)",
+    "cnn-wide": "wider CNN of another architecture (5x5 and 3x3 conv, 64/128 channels)",
 }
+_BUILTIN_NAMES = {"cnn": "CNN", "mlp": "MLP", "softmax": "softmax", "ae": "AE classifier", "cnn-wide": "wide CNN"}
 
 
 @lru_cache(maxsize=1)
@@ -69,11 +73,12 @@ def _builtin_specs() -> tuple[ModelSpec, ...]:
     out = []
     for mid, r in builtin.RECIPES.items():
         data = "scikit-learn digits (8x8)" if r.dataset == "digits" else "MNIST (28x28)"
+        seed = f" (seed {r.train.seed})" if r.train.seed else ""
         out.append(ModelSpec(
-            id=mid, name=f"{r.dataset.capitalize()} {r.arch.upper()}", dataset=r.dataset, family="builtin",
-            input_shape=(1, r.size, r.size), class_names=DIGIT_CLASSES,
-            description=f"{_BUILTIN_TEXT[r.arch]} trained by the explorer on {data}",
-            gradcam_layer="conv2" if r.arch == "cnn" else None,
+            id=mid, name=f"{r.dataset.capitalize()} {_BUILTIN_NAMES[r.arch]}{seed}", dataset=r.dataset,
+            family="builtin", input_shape=(1, r.size, r.size), class_names=DIGIT_CLASSES,
+            description=f"{_BUILTIN_TEXT[r.arch]} trained by the explorer on {data}{seed.replace(' (', ', ').rstrip(')')}",
+            gradcam_layer="conv2" if r.arch in ("cnn", "cnn-wide") else None,
         ))
     return tuple(out)
 

@@ -1,0 +1,88 @@
+"""Cached results of the Robustness lab: dataset evaluations and transfer matrices.
+
+The run layer already keeps every result (and every finished shard) in the result store by request digest, in
+memory and on disk, so a rerun or a second visitor gets it at once; ``st.cache_data`` adds the decoded
+object per digest on top. Long runs draw a progress bar with images×ε per second and an ETA; leaving the page
+or changing a setting stops the run between two shards, and the shards already finished are kept (the next
+run resumes from them).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.caching import ProgressBar
+from explorer.evaluation.report import Throughput
+from explorer.evaluation.results import Evaluation, TransferResult
+from explorer.runs.evaluate import EvaluateRequest, TransferRequest
+from explorer.runs.store import default_store
+
+
+def executor(name: str | None = None):
+    """(executor, warning or None): Ray when asked for and reachable, else local with a one-line warning."""
+    from explorer.runs.ray_executor import executor_or_local
+
+    return executor_or_local(name)
+
+
+def is_ready(request: EvaluateRequest | TransferRequest) -> bool:
+    """True when the result is already stored (no work to show progress for)."""
+    return default_store().get(request.digest()) is not None
+
+
+def _with_bar(request, label: str, rows: int, executor_name: str | None):
+    ex, _ = executor(executor_name)
+    bar = ProgressBar(label)
+    tp = Throughput(rows)
+    try:
+        def progress(done: int, total: int) -> None:
+            frac, text = tp(done, total)
+            bar(frac, text)
+
+        request.validate()
+        return request.execute(ex, progress=progress)
+    finally:
+        bar.close()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _evaluate(digest: str, executor_name: str | None, _request: EvaluateRequest) -> Evaluation:
+    r = _request.resolved()
+    rows = len(r.models) * len(r.attacks) * len(r.eps) * r.n
+    return _with_bar(_request, f"Attacking {r.n} images × {len(r.eps)} ε × {len(r.models)} models × "
+                               f"{len(r.attacks)} attacks", rows, executor_name)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _transfer(digest: str, executor_name: str | None, _request: TransferRequest) -> TransferResult:
+    r = _request.resolved()
+    return _with_bar(_request, f"Transfer matrix: {r.attack} at ε = {r.eps:.4g} on {len(r.models)} models",
+                     len(r.models) * r.n, executor_name)
+
+
+def evaluate(request: EvaluateRequest, executor_name: str | None = None) -> Evaluation:
+    """The evaluation (validated first: a one-line ``ValueError`` on bad settings)."""
+    request.validate()
+    return _evaluate(request.digest(), executor_name, request)
+
+
+def transfer(request: TransferRequest, executor_name: str | None = None) -> TransferResult:
+    request.validate()
+    return _transfer(request.digest(), executor_name, request)
+
+
+def register_uploads(files: list[tuple[str, bytes]], input_shape: tuple[int, int, int]) -> tuple[str | None, list[str]]:
+    """Validate uploaded files / zips (``read_uploads``) and keep the good images, converted to ``input_shape``,
+    as an image set; returns (dataset name for a request or None, one line per rejected file)."""
+    from explorer.caching.projections import read_uploads
+    from explorer.evaluation.data import make_set, register_set
+    from explorer.projections.datasets import to_model_input
+
+    images, rejected = read_uploads(files)
+    problems = [f"{name}: {why}" for name, why in rejected]
+    if not images:
+        return None, problems or ["no image in the upload"]
+    import numpy as np
+
+    x = np.stack([to_model_input(im.pixels, input_shape) for im in images])
+    return register_set(make_set(x, None, "uploads", tuple(im.name for im in images))), problems

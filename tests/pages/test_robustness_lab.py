@@ -1,0 +1,56 @@
+"""AppTest of the Robustness lab (small N): curves, matrix, checks and a numbers table equal to the CLI's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import explorer.runs.store as store_mod
+from explorer.evaluation.report import curve_rows
+from explorer.runs import run
+from explorer.runs.evaluate import EvaluateRequest, eps_grid
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+PAGE = "pages/robustness_lab.py"
+
+
+@pytest.fixture
+def fresh_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(store_mod, "_default", None)
+    yield
+    store_mod._default = None
+
+
+def run_page(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def test_page_shows_curves_matrix_checks_and_the_cli_numbers(fresh_store):
+    at = run_page(models="digits-softmax,digits-mlp", attacks="fgsm,pgd", n="30")
+    assert not at.exception, at.exception
+    assert not at.error
+    keys = {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    assert {"curves", "matrix"} <= keys
+    tables = at.dataframe
+    checks = tables[0].value
+    assert set(checks["status"]) <= {"PASS", "WARN", "n/a"} and len(checks) == 2 * 8
+    numbers = tables[1].value
+    req = EvaluateRequest(models=("digits-softmax", "digits-mlp"), attacks=("fgsm", "pgd"), eps=eps_grid(0.35, 8),
+                          dataset="digits", n=30, steps=10)
+    rows = curve_rows(run(req))
+    assert list(numbers["accuracy"]) == [r["accuracy"] for r in rows]
+    assert list(numbers["ci_low"]) == [r["ci_low"] for r in rows]
+
+
+def test_no_attack_chosen_is_a_warning(fresh_store):
+    at = run_page(models="digits-softmax", n="10")
+    at.multiselect(key="lab_attacks").set_value([]).run()
+    assert not at.exception
+    assert any("at least one model and one attack" in w.value for w in at.warning)

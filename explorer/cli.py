@@ -202,7 +202,7 @@ def _load_command_modules() -> None:
     """Import modules that register more commands (attack, sweep, ...) if they exist."""
     import importlib
 
-    for name in ("explorer.attacks.cli",):
+    for name in ("explorer.attacks.cli", "explorer.defences.cli"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

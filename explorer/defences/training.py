@@ -258,8 +258,9 @@ def train_adversarial(base_id: str, cfg: AdvTrainConfig, progress: ProgressFn | 
                 best_score, best_epoch = score, epoch + 1
                 best_state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
             if progress:
-                progress((epoch + 1) / cfg.epochs, f"{name}: epoch {epoch + 1}/{cfg.epochs} done, check clean "
-                         f"{clean:.3f}" + ("" if not monitor else f", PGD {robust:.3f}"))
+                progress((epoch + 1) / cfg.epochs, f"{name}: epoch {epoch + 1}/{cfg.epochs} done"
+                         + (f", check clean {clean:.3f}" if len(x_chk) else "")
+                         + ("" if not monitor else f", PGD {robust:.3f}"))
         assert best_state is not None
         net.load_state_dict(best_state)
         net.eval()

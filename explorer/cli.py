@@ -459,5 +459,5 @@ def _load_command_modules() -> None:
     """Import modules that register more commands (lessons, lab, defences)."""
     import importlib
 
-    for name in ("explorer.jobs_cli", "explorer.lab_cli"):
+    for name in ("explorer.jobs_cli", "explorer.lab_cli", "explorer.defences.cli"):
         importlib.import_module(name)

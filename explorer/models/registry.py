@@ -94,6 +94,14 @@ def _imagenet_specs() -> tuple[ModelSpec, ...]:
     )
 
 
+@lru_cache(maxsize=1)
+def _defence_specs() -> tuple[ModelSpec, ...]:
+    """Defended models (adversarial training, ensembles, noise averaging, fronts): explorer.defences.zoo."""
+    from explorer.defences import zoo
+
+    return tuple(ModelSpec(**zoo.spec_fields(e)) for e in zoo.ENTRIES)
+
+
 _user_specs: dict[str, ModelSpec] = {}
 _user_lock = threading.Lock()
 
@@ -110,7 +118,7 @@ def unregister_user_spec(model_id: str) -> None:
 
 
 def list_specs(include_user: bool = True) -> list[ModelSpec]:
-    specs = list(_builtin_specs()) + list(_imagenet_specs())
+    specs = list(_builtin_specs()) + list(_defence_specs()) + list(_imagenet_specs())
     if include_user:
         with _user_lock:
             specs += list(_user_specs.values())
@@ -118,7 +126,7 @@ def list_specs(include_user: bool = True) -> list[ModelSpec]:
 
 
 def get_spec(model_id: str) -> ModelSpec:
-    for s in _builtin_specs():
+    for s in _builtin_specs() + _defence_specs():
         if s.id == model_id:
             return s
     with _user_lock:
@@ -159,12 +167,20 @@ def availability(model_id: str) -> Availability:
             return Availability(Status.AVAILABLE)
         return Availability(Status.NEEDS_DOWNLOAD, "weights not in the torch cache (not available offline)",
                             f"python -m explorer prefetch {model_id}")
+    if spec.family == "defence":
+        from explorer.defences import zoo
+
+        return Availability(Status(zoo.availability(model_id)[0]), *zoo.availability(model_id)[1:])
     return Availability(Status.AVAILABLE)
 
 
 def accuracy(model_id: str) -> float | None:
     """Held-out accuracy recorded with a built-in model's weights (None if untrained or not built-in)."""
     spec = get_spec(model_id)
+    if spec.family == "defence":
+        from explorer.defences import zoo
+
+        return zoo.accuracy(model_id)
     path = weights_path(model_id) if spec.family == "builtin" else None
     if path is None or not path.is_file():
         return None
@@ -175,6 +191,10 @@ def accuracy(model_id: str) -> float | None:
 def train(model_id: str, progress: ProgressFn | None = None) -> Path:
     """Train a built-in model and cache its weights; returns the weights file."""
     spec = get_spec(model_id)
+    if spec.family == "defence":
+        from explorer.defences import zoo
+
+        return zoo.train(model_id, progress)
     if spec.family != "builtin":
         raise ValueError(f"{model_id} is not a built-in model: only built-in models are trained here")
     try:
@@ -193,6 +213,11 @@ def prefetch(model_id: str, progress: ProgressFn | None = None) -> Path:
         return imagenet.fetch(_entry(model_id), progress)
     if spec.family == "builtin":
         return weights_path(model_id) if weights_path(model_id).is_file() else train(model_id, progress)
+    if spec.family == "defence":
+        from explorer.defences import zoo
+
+        return train(model_id, progress) if availability(model_id).status != Status.AVAILABLE else \
+            zoo.weights_file(zoo.get_entry(model_id))
     raise ValueError(f"{model_id}: user models are not prefetched")
 
 
@@ -210,6 +235,13 @@ def build_classifier(model_id: str, progress: ProgressFn | None = None,
         net = builtin.load_weights(model_id, weights_path(model_id))
         return Classifier(net, model_id=model_id, class_names=spec.class_names, input_shape=spec.input_shape,
                           mean=(r.mean,), std=(r.std,), channels_last=r.arch == "cnn")
+    if spec.family == "defence":
+        from explorer.defences import zoo
+
+        try:
+            return zoo.build(model_id, progress)
+        except DatasetUnavailable as exc:
+            raise ModelUnavailable(str(exc)) from exc
     if spec.family == "torchvision":
         entry = _entry(model_id)
         try:

@@ -10,6 +10,8 @@ PAGES = [
     st.Page("pages/gradient_maps.py", title="Gradient maps", icon=":material/gradient:"),
     st.Page("pages/boundaries.py", title="Boundaries", icon=":material/scatter_plot:"),
     st.Page("pages/projections.py", title="Projections", icon=":material/bubble_chart:"),
+    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
+    st.Page("pages/presenter.py", title="Presenter", icon=":material/co_present:"),
 ]
 
 try:

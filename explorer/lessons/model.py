@@ -153,7 +153,7 @@ def _value_problem(key: str, value: str) -> str | None:
 
 
 def _eps(value: str) -> float:
-    from explorer.attacks.cli import parse_eps
+    from explorer.runs.rules import parse_eps
 
     return parse_eps(value)
 

@@ -85,6 +85,16 @@ def _step_number(raw: str | None) -> int:
         return 1
 
 
+def open_view(page: str, params: dict[str, str]) -> None:
+    """Switch to ``page`` with exactly ``params``: widgets start again from the URL (their session values, which
+    would otherwise win over the link, are dropped; this module's and the library's ``_`` keys are kept)."""
+    for key in [k for k in st.session_state if not str(k).startswith("_")]:
+        del st.session_state[key]
+    if params.get("model"):
+        st.session_state["_pending_model"] = params["model"]
+    st.switch_page(page_file(page), query_params=params)
+
+
 def go_to_step(lesson: str, k: int) -> None:
     """Switch to step ``k`` of ``lesson`` (its page and every parameter), keeping a followed room."""
     step = resolve_step(load_lesson(lesson), k)
@@ -94,7 +104,7 @@ def go_to_step(lesson: str, k: int) -> None:
     follow = st.session_state.get(FOLLOW_KEY)
     if follow:
         params["room"] = follow["code"]
-    st.switch_page(page_file(step.page), query_params=params)
+    open_view(step.page, params)
 
 
 def lesson_bar() -> None:
@@ -168,8 +178,7 @@ def leave() -> None:
 
 
 def _apply(code: str, view: ViewState) -> None:
-    params = dict(view.params, room=code)
-    st.switch_page(page_file(view.page), query_params=params)
+    open_view(view.page, dict(view.params, room=code))
 
 
 @st.fragment(run_every=1)

@@ -85,6 +85,22 @@ def _step_number(raw: str | None) -> int:
         return 1
 
 
+def _unbind_query_widgets() -> None:
+    """Forget this run's ``bind="query-params"`` bindings: ``st.switch_page`` refuses to set a bound parameter,
+    and the next page binds its own widgets again when it draws them."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is None:
+            return
+        with ctx.session_state.query_params() as qp:
+            for widget_id in list(getattr(qp, "_bindings_by_widget", {})):
+                qp.unbind_widget(widget_id)
+    except Exception:  # noqa: BLE001 - a Streamlit internal moved: switch_page then says what is wrong
+        pass
+
+
 def open_view(page: str, params: dict[str, str]) -> None:
     """Switch to ``page`` with exactly ``params``: widgets start again from the URL (their session values, which
     would otherwise win over the link, are dropped; this module's and the library's ``_`` keys are kept)."""
@@ -92,6 +108,7 @@ def open_view(page: str, params: dict[str, str]) -> None:
         del st.session_state[key]
     if params.get("model"):
         st.session_state["_pending_model"] = params["model"]
+    _unbind_query_widgets()
     st.switch_page(page_file(page), query_params=params)
 
 

@@ -38,6 +38,7 @@ from explorer.images.uploads import read_uploads as _read_uploads
 from explorer.inference import model_cache, predict_proba
 from explorer.projections import (
     ImageSet,
+    METHOD_LABELS,
     KnnAgreement,
     LayerGrowth,
     Projection,
@@ -251,9 +252,23 @@ def expected_seconds(method: str, n_points: int) -> float:
     return 1.0
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
 def projection(clean_digest: str, adv_digest: str, method: str, seed: int, _clean: np.ndarray,
                _adv: np.ndarray) -> Projection:
+    """The 2-D map; t-SNE and UMAP (seconds each) are jobs on the server's queue: a status box (queue position,
+    cancel) stands here and the page stops until the map is ready (PCA, 0.03 s, runs inline)."""
+    if method == "pca":
+        return _projection(clean_digest, adv_digest, method, seed, _clean, _adv)
+    from explorer.caching import jobs
+    from explorer.runs.requests import ProjectionRequest
+
+    proj = jobs.result(ProjectionRequest(clean_digest, adv_digest, method, seed, _clean, _adv),
+                       slot="projections.map", label=f"{METHOD_LABELS.get(method, method)} of the features")
+    return st.stop() if proj is None else proj
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _projection(clean_digest: str, adv_digest: str, method: str, seed: int, _clean: np.ndarray,
+                _adv: np.ndarray) -> Projection:
     """The 2-D map of clean and adversarial features (PCA / UMAP fitted on clean, t-SNE jointly)."""
     if method == "pca":
         return project(_clean, _adv, "pca", seed=seed)

@@ -1,8 +1,12 @@
 """Adversarial Explorer: `streamlit run streamlit_app.py`."""
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Adversarial Explorer", page_icon=":material/blur_on:", layout="wide")
+# A local favicon: a :material/...: page icon is fetched from fonts.gstatic.com, which an offline classroom lacks.
+st.set_page_config(page_title="Adversarial Explorer", page_icon=str(Path(__file__).parent / "assets" / "icon.png"),
+                   layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -59,3 +59,23 @@ def test_a_lesson_step_link_runs_offline_and_nothing_leaves_the_machine(app_serv
     assert page.locator(".st-key-room_card").inner_text().count("?room=") == 1
     assert not page.js_errors
     assert attempted == [], f"requests off the machine were attempted: {attempted}"
+
+
+def test_a_student_follows_the_teachers_pushed_step_live(app_server, browser, page, wait_for_app):
+    """Two real browser sessions: the student's page moves when the teacher shows a step (fragment poll, 1 s)."""
+    page.goto(f"{app_server}/presenter")
+    wait_for_app(page, charts=False)
+    page.get_by_role("button", name="Start a room").click()
+    page.locator(".st-key-room_card").wait_for()
+    wait_for_app(page, charts=False)
+    code = page.get_by_test_id("stMetricValue").first.inner_text().strip()
+    student = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    try:
+        student.goto(f"{app_server}/?room={code}")
+        student.get_by_text(f"Following room {code}").wait_for(timeout=90_000)
+        page.get_by_role("button", name="Show this step to the class").click()
+        student.wait_for_url(lambda url: "/boundaries" in url and "lesson=boundary-up-close" in url, timeout=30_000)
+        student.locator(".st-key-lesson_bar").get_by_text("step 1 of 4", exact=False).wait_for(timeout=60_000)
+        assert f"room={code}" in student.url
+    finally:
+        student.context.close()

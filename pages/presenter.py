@@ -65,7 +65,7 @@ if lesson is not None:
     st.markdown(f"**Step {k} of {n}: {step.title}**")
     b1, b2, b3 = st.columns(3)
     if b1.button("Show this step to the class", key="pr_show", icon=":material/cast:", type="primary"):
-        view = teaching.push_step(present, lesson.name, k)
+        teaching.push_step(present, lesson.name, k)
         st.session_state["pr_shown"] = f"{lesson.name}:{k}"
         st.toast(f"Step {k} is on the class's screens.")
     b2.page_link(teaching.page_file(step.page), label="Open it here too", icon=":material/open_in_new:",

@@ -137,5 +137,5 @@ def test_the_teacher_sees_the_anonymous_answer_distribution(fresh_store):
     student.radio(key=f"lesson_q_boundary-up-close:{k}").set_value(question.answer).run()
     assert "sent to the room anonymously" in texts(student)
     teacher.run()
-    assert f"1 answer(s) so far" in texts(teacher)
+    assert "1 answer(s) so far" in texts(teacher)
     assert f"{question.choices[question.answer]} ✓: 1" in texts(teacher)

@@ -25,6 +25,8 @@ PAGES = [
     st.Page("pages/boundaries.py", title="Boundaries", icon=":material/scatter_plot:"),
     st.Page("pages/projections.py", title="Projections", icon=":material/bubble_chart:"),
     st.Page("pages/robustness_lab.py", title="Robustness lab", icon=":material/monitoring:"),
+    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
+    st.Page("pages/presenter.py", title="Presenter", icon=":material/co_present:"),
 ]
 
 

@@ -515,6 +515,7 @@ def _draw() -> Selection:
     image = _pick_image(spec)
     device = _pick_device()
     x = to_model_input(image, spec.input_shape, resize=spec.resize)
+    __import__("explorer.teaching").teaching.on_every_page()  # lesson bar, hide=, presenter rooms (issue 13)
     return Selection(model_id=model_id, spec=spec, image=image, x=x, digest=array_digest(x), device=device,
                      label=image.label)
 

@@ -218,9 +218,23 @@ def features(model_id: str, images_digest: str, layer: str, device: str | None, 
 # ------------------------------------------------------------------------------------------- projections
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
 def projection(clean_digest: str, adv_digest: str, method: str, seed: int, _clean: np.ndarray,
                _adv: np.ndarray) -> Projection:
+    """The 2-D map; t-SNE and UMAP (seconds each) are jobs on the server's queue: a status box (queue position,
+    cancel) stands here and the page stops until the map is ready (PCA, 0.03 s, runs inline)."""
+    if method == "pca":
+        return _projection(clean_digest, adv_digest, method, seed, _clean, _adv)
+    from explorer.caching import jobs
+    from explorer.runs.requests import ProjectionRequest
+
+    proj = jobs.result(ProjectionRequest(clean_digest, adv_digest, method, seed, _clean, _adv),
+                       slot="projections.map", label=f"{METHOD_LABELS.get(method, method)} of the features")
+    return st.stop() if proj is None else proj
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _projection(clean_digest: str, adv_digest: str, method: str, seed: int, _clean: np.ndarray,
+                _adv: np.ndarray) -> Projection:
     """The 2-D map of clean and adversarial features (PCA / UMAP fitted on clean, t-SNE jointly)."""
     request = ProjectionRequest(clean_digest, adv_digest, method, int(seed), _clean, _adv)
     if method == "pca":

@@ -27,6 +27,8 @@ PAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "gradient_maps": (*SHARED_ATTACK, "map"),
     "boundaries": ("tab", *LAB, *SLICE),
     "projections": ("dataset", "n", "layer", "proj", "attack", "eps", "steps"),
+    "lessons": (),
+    "presenter": (),
 }
 
 #: the values of the Boundaries page's tab parameter (``st.tabs(..., key="tab", bind="query-params")``)

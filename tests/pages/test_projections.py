@@ -88,9 +88,24 @@ def test_url_attack_and_eps_are_shared_with_the_other_pages():
     assert not at.exception and float(qp(at, "eps")) == pytest.approx(0.1)
 
 
+def until_job_done(at: AppTest, timeout: float = 120.0) -> AppTest:
+    """t-SNE and UMAP are jobs on the server's queue: rerun (what the status box's fragment does) until done."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while any("of the features" in p.proto.text for p in at.get("progress")) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        at.run()
+    return at
+
+
 def test_switching_to_tsne_renders():
     at = run_page(n="60")  # t-SNE is the slow one (a few seconds for 2 x 150 points on an idle machine)
     at.radio(key="pj_method").set_value("tsne").run()
+    assert not at.exception and not at.error
+    box = [p.proto.text for p in at.get("progress")]  # a job on the queue: its status box stands in for the map
+    assert any(t.startswith("t-SNE of the features") for t in box) and "pj_map" not in charts(at)
+    until_job_done(at)
     assert not at.exception and not at.error
     assert map_axis(at) == "t-SNE 1" and qp(at, "proj") == "tsne"
     assert "Flipped: new class" in metrics(at)
@@ -113,7 +128,7 @@ def test_umap_renders_when_warm_or_shows_the_compiling_state():
     from explorer.projections import umap_ready, wait_umap
 
     wait_umap(60)  # starts the warm-up in this process if needed; a cold numba cache may take longer
-    at = run_page(proj="umap")
+    at = until_job_done(run_page(proj="umap"))
     assert not at.exception and not at.error
     if umap_ready():
         assert map_axis(at) == "UMAP 1"

@@ -1,8 +1,12 @@
 """Adversarial Explorer: `streamlit run streamlit_app.py`."""
 
+from pathlib import Path
+
 import streamlit as st
 
 st.set_page_config(page_title="Adversarial Explorer", page_icon=":material/blur_on:", layout="wide")
+# One small stylesheet for every page: columns that wrap at narrow widths, labels that wrap instead of "…".
+st.html(Path(__file__).with_name("assets") / "style.css")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -10,6 +10,8 @@ import logging
 import uuid
 from pathlib import Path
 
+from pathlib import Path
+
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
@@ -17,6 +19,8 @@ LOG = logging.getLogger("explorer.app")
 
 st.set_page_config(page_title="Adversarial Explorer", page_icon=str(ROOT / "assets" / "favicon.png"),
                    layout="wide")
+# One small stylesheet for every page: columns that wrap at narrow widths, labels that wrap instead of "…".
+st.html(ROOT / "assets" / "style.css")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

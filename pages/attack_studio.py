@@ -187,8 +187,8 @@ def bars(probs: np.ndarray, title: str):
 
 
 b1, b2 = st.columns(2, gap="large")
-b1.plotly_chart(bars(clean_probs, "Clean image: top 5"), width="stretch", config=PLOT_CONFIG, key="as_top_clean")
-b2.plotly_chart(bars(adv_probs, f"Adversarial ({where}): top 5"), width="stretch", config=PLOT_CONFIG,
+b1.plotly_chart(bars(clean_probs, "Clean image:<br>top 5"), width="stretch", config=PLOT_CONFIG, key="as_top_clean")
+b2.plotly_chart(bars(adv_probs, f"Adversarial ({where}):<br>top 5"), width="stretch", config=PLOT_CONFIG,
                 key="as_top_adv")
 st.caption(f"The five most likely classes, probability in %. Red: the true class ({esc(short_name(names[y]))}); "
            "watch its bar shrink as ε grows.")

@@ -191,7 +191,8 @@ def lab_tab() -> None:
     title = (f"{DATASET_NAMES[data_cfg.name]} · {mlp_cfg.depth} × {mlp_cfg.width} "
              f"{ACT_NAMES[mlp_cfg.activation]} · {bcache.describe_training(adv_cfg)} · "
              f"training accuracy {net.accuracy * 100:.1f}%")
-    fig = two_panel_figure(g.xs, g.ys, g.prob, g.grad, g.contour, data.x, data.y, every=10, title=title, height=560)
+    st.markdown(f"**{title}**")  # above the chart, where it wraps at any width (a Plotly title cannot)
+    fig = two_panel_figure(g.xs, g.ys, g.prob, g.grad, g.contour, data.x, data.y, every=10, height=560)
     attack = None
     if index is not None:
         attack = bcache.point_attack(data_cfg, mlp_cfg, adv_cfg, int(index), eps, norm)
@@ -237,7 +238,8 @@ def lab_tab() -> None:
         st.error(f"Cannot compute the margins: {esc(exc)}")
         return
     hist = margin_histograms(std.distance, rob.distance, norm=norm, cap=bcache.MARGIN_CAP, eps=eps,
-                             names=("standard training", bcache.describe_training(robust_cfg)))
+                             names=("standard training",
+                                    bcache.describe_training(robust_cfg).replace(" (", "<br>(")))
     hist.update_xaxes(title_text=f"margin: distance to the boundary ({NORM_NAMES[norm]})")
     st.plotly_chart(hist, width="stretch", config=PLOT_CONFIG, key="lab_margins")
     m1, m2, m3 = st.columns(3)

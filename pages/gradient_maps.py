@@ -272,12 +272,12 @@ if maps_ok:
     shown = [display(m, info.signed) for m in raw]
     pc, pa = clean_probs, adv_probs
     blank = np.zeros_like(shown[0])  # an all-zero map is see-through: the panel shows the image alone
-    titles = [f"clean image<br>{short(names[clean_pred])} ({pc[clean_pred] * 100:.0f}%)",
-              f"clean · true class<br>{short(names[y])} ({pc[y] * 100:.0f}%)",
-              f"clean · flip class<br>{short(names[flip])} ({pc[flip] * 100:.0f}%)",
-              f"adversarial image<br>{short(names[adv_pred])} ({pa[adv_pred] * 100:.0f}%)",
-              f"adversarial · true class<br>{short(names[y])} ({pa[y] * 100:.0f}%)",
-              f"adversarial · flip class<br>{short(names[flip])} ({pa[flip] * 100:.0f}%)"]
+    titles = [f"clean<br>image<br>{short(names[clean_pred])} ({pc[clean_pred] * 100:.0f}%)",
+              f"clean<br>true class<br>{short(names[y])} ({pc[y] * 100:.0f}%)",
+              f"clean<br>flip class<br>{short(names[flip])} ({pc[flip] * 100:.0f}%)",
+              f"adversarial<br>image<br>{short(names[adv_pred])} ({pa[adv_pred] * 100:.0f}%)",
+              f"adversarial<br>true class<br>{short(names[y])} ({pa[y] * 100:.0f}%)",
+              f"adversarial<br>flip class<br>{short(names[flip])} ({pa[flip] * 100:.0f}%)"]
     fig = grid_figure([sel.x] * 3 + [adv] * 3, [blank, shown[0], shown[1], blank, shown[2], shown[3]], titles,
                       signed=info.signed, opacity=opacity, cols=3, colorbar_title=info.units, panel_height=300)
     st.plotly_chart(tidy(fig), width="stretch", config=PLOT_CONFIG, key="gm_grid")
@@ -331,7 +331,7 @@ if maps_ok:
     signed_delta = display(delta, True, normalize=True)
     signed_grad = display(grads[0], True, normalize=True)
     sign_fig = grid_figure([None, None], [signed_delta, signed_grad],
-                           ["perturbation δ<br>(signed)", f"∂ logit / ∂ pixel<br>true class {short(names[y])}"],
+                           ["perturbation<br>δ (signed)", f"∇ logit of<br>true class<br>{short(names[y])}"],
                            signed=True, cols=2, colorbar_title="relative (sign)", panel_height=300)
     if not is_fgsm:
         map_title = f"|{info.label}|" if info.signed else info.label

@@ -58,6 +58,8 @@ class ModelUnavailable(RuntimeError):
     """A model cannot be loaded here; the message says why and what fixes it."""
 
 
+_DATASET_NAMES = {"mnist": "MNIST", "digits": "Digits"}  # how a dataset is written in a model's name
+
 _BUILTIN_TEXT = {
     "cnn": "small CNN (2 conv + 2 dense)",
     "mlp": "MLP (2 hidden layers)",
@@ -75,8 +77,8 @@ def _builtin_specs() -> tuple[ModelSpec, ...]:
         data = "scikit-learn digits (8x8)" if r.dataset == "digits" else "MNIST (28x28)"
         seed = f" (seed {r.train.seed})" if r.train.seed else ""
         out.append(ModelSpec(
-            id=mid, name=f"{r.dataset.capitalize()} {_BUILTIN_NAMES[r.arch]}{seed}", dataset=r.dataset,
-            family="builtin", input_shape=(1, r.size, r.size), class_names=DIGIT_CLASSES,
+            id=mid, name=f"{_DATASET_NAMES.get(r.dataset, r.dataset.capitalize())} {_BUILTIN_NAMES[r.arch]}{seed}",
+            dataset=r.dataset, family="builtin", input_shape=(1, r.size, r.size), class_names=DIGIT_CLASSES,
             description=f"{_BUILTIN_TEXT[r.arch]} trained by the explorer on {data}{seed.replace(' (', ', ').rstrip(')')}",
             gradcam_layer="conv2" if r.arch in ("cnn", "cnn-wide") else None,
         ))

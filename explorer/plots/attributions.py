@@ -166,8 +166,9 @@ def grid_figure(images: Sequence[np.ndarray | None], maps: Sequence[np.ndarray],
     ms = [_as_map(m) for m in maps]
     cols = max(1, min(cols, len(ms)))
     rows = int(np.ceil(len(ms) / cols))
+    lines = max((t.count("<br>") + 1 for t in titles), default=1)  # room for titles of several lines
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.03,
-                        vertical_spacing=0.08)
+                        vertical_spacing=min(0.3, max(0.08, (16 * lines + 12) / (panel_height * rows))))
     shared = color_range(ms, signed) if shared_scale else None
     for i, (img, m) in enumerate(zip(images, ms)):
         r, c = divmod(i, cols)
@@ -185,7 +186,8 @@ def grid_figure(images: Sequence[np.ndarray | None], maps: Sequence[np.ndarray],
                                             range=[-0.5, w - 0.5], constrain="domain")
         fig.layout[f"yaxis{suffix}"].update(showticklabels=False, showgrid=False, zeroline=False,
                                             range=[h - 0.5, -0.5], scaleanchor=f"x{suffix}", constrain="domain")
-    fig.update_layout(height=panel_height * rows + 40, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white")
+    fig.update_layout(height=panel_height * rows + 40, margin=dict(l=10, r=10, t=max(40, 16 * lines + 12), b=10),
+                      plot_bgcolor="white")
     return fig
 
 

@@ -40,7 +40,7 @@ def topk_bars(probs: np.ndarray, class_names: tuple[str, ...] | list[str], k: in
         text=[f"{p[i] * 100:.1f}%" for i in order], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.2f}%<extra></extra>",
     ))
-    fig.update_layout(title=title, height=60 + 32 * len(order), margin=dict(l=10, r=10, t=40 if title else 10, b=30),
+    fig.update_layout(title=title, height=60 + 32 * len(order), margin=dict(l=10, r=10, t=(40 + 18 * title.count("<br>")) if title else 10, b=30),
                       xaxis=dict(title="probability (%)", range=[0, 100]), yaxis=dict(type="category"),
                       showlegend=False)
     return fig

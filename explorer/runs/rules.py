@@ -137,7 +137,40 @@ def eps_grid(attack: str, photo: bool, input_shape: Sequence[int], eps_max: floa
     if not (math.isfinite(top) and 0 < top <= upper):
         unit = "the L2 radius" if norm_name(attack) == "l2" else "pixel units"
         raise ValueError(f"the largest ε must be in (0, {upper:g}] ({unit}), got {top:g}")
-    return tuple(float(e) for e in np.linspace(0.0, top, int(n)))
+    # Compact values (k/255 with k to 4 digits for L∞ photos, else 5 significant digits), the ends exact, and the
+    # default ε itself on the grid (it replaces its nearest point, so the grid stays sorted and n long): a slider
+    # over this grid starts at exactly 8/255 or 0.15, and every value prints short (see eps_flag).
+    k255 = photo and norm_name(attack) == "linf"
+    grid = [_compact(float(e), k255) for e in np.linspace(0.0, top, int(n))]
+    grid[0], grid[-1] = 0.0, top
+    default = default_eps(attack, photo)
+    if 0 < default < top:
+        i = int(np.abs(np.asarray(grid) - default).argmin())
+        if 0 < i < len(grid) - 1:
+            grid[i] = default
+    return tuple(grid)
+
+
+def _compact(eps: float, k255: bool) -> float:
+    """``eps`` rounded to a value with a short exact text: k/255 with k to 4 significant digits, or 5 digits."""
+    if k255:
+        return float(f"{eps * 255:.4g}") / 255
+    return float(f"{eps:.5g}")
+
+
+def eps_flag(eps: float) -> str:
+    """ε as a command-line value that parses back (``parse_eps``) to exactly ``eps``, as short as possible:
+    ``0.15``, ``8/255``, ``4.825/255``; 17 digits only for a value that has no shorter exact form."""
+    eps = float(eps)
+    for digits in range(1, 7):
+        text = f"{eps:.{digits}g}"
+        if float(text) == eps:
+            return text
+    for digits in range(1, 7):
+        k = f"{eps * 255:.{digits}g}"
+        if float(k) / 255 == eps:
+            return f"{k}/255"
+    return repr(eps)
 
 
 def eps_text(eps: float, photo: bool, attack: str = "fgsm", digits: int = 4) -> str:
@@ -321,7 +354,7 @@ def cli_command(model_id: str, image: str, config: AttackConfig, out: str | None
     spec = registry.get(c.attack)
     parts = ["python -m explorer attack", f"--model {model_id}", f"--image {image}", f"--attack {c.attack}"]
     if not spec.minimal:
-        parts.append(f"--eps {c.eps!r}")
+        parts.append(f"--eps {eps_flag(c.eps)}")
     for p in spec.params:
         v = c.value(p.name)
         if p.kind == "alpha":

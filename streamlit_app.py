@@ -10,8 +10,6 @@ import logging
 import uuid
 from pathlib import Path
 
-from pathlib import Path
-
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent

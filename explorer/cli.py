@@ -30,7 +30,7 @@ def command(name: str, help_text: str, heavy: bool = False):
 
     def wrap(fn: Callable[[argparse.ArgumentParser], Handler]):
         def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-            p = sub.add_parser(name, help=help_text, description=help_text)
+            p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
             p.set_defaults(_handler=fn(p))
             return p
 

@@ -16,7 +16,7 @@ from explorer.runs import rules
 from explorer.attacks.quantize import to_png_bytes
 from explorer.caching import attacks as attack_cache
 from explorer.plots.attacks import Curve, confidence_figure, perturbation_image, short_name, trace_figure
-from explorer.plots.images import topk_bars, upscale
+from explorer.plots.images import topk_bars, upscale, upscaled_png_bytes
 from explorer.urlstate import escape_md as esc
 
 PLOT_CONFIG = {"displayModeBar": False}
@@ -141,8 +141,15 @@ if not minimal:
     st.caption(f"Grid ε used: **{fmt(eps)}** = {eps:.6g} in [0, 1] pixel units (point {i + 1} of {len(grid)}, "
                f"spacing {fmt(grid[1])}). {ATTACK_NAMES[attack]}: {registry.get(attack).summary}")
 else:
-    st.info(f"{ATTACK_NAMES[attack]} {registry.get(attack).summary} It has no ε slider: the smallest perturbation it found is "
-            f"L2 = {m.l2:.4f}, L∞ = {m.linf:.4f}" + (f" ({m.linf * 255:.2f}/255)." if photo else "."))
+    found = (f"L2 = {m.l2:.4f}, L∞ = {m.linf:.4f}" + (f" ({m.linf * 255:.2f}/255)" if photo else ""))
+    if success:
+        st.info(f"{ATTACK_NAMES[attack]} {registry.get(attack).summary} It has no ε slider: the smallest "
+                f"perturbation it found is {found}.")
+    else:
+        st.warning(f"{ATTACK_NAMES[attack]} {registry.get(attack).summary} It did **not** reach its goal ("
+                   + ("the target class" if target is not None else "a different label")
+                   + f") with these settings: the perturbation it ended with is {found}. Try more steps"
+                   + (", a larger c" if attack == "cw" else ", a larger overshoot") + ".")
 
 # ---- summary cards ------------------------------------------------------------------------------------
 k1, k2, k3, k4 = st.columns(4)
@@ -156,8 +163,8 @@ verdict = (f":red[reached the target {esc(short_name(names[target]))}]" if targe
 card(k3, "Adversarial prediction", esc(short_name(names[adv_pred], 28)),
      f"{adv_probs[adv_pred] * 100:.1f}% at {where} · {verdict}")
 if minimal:
-    card(k4, "Smallest perturbation found", f"L2 {m.l2:.3f}", f"L∞ {m.linf:.4f}"
-         + (f" = {m.linf * 255:.1f}/255" if photo else "") + " · no ε budget")
+    card(k4, "Smallest perturbation found" if success else "Perturbation (goal not reached)", f"L2 {m.l2:.3f}",
+         f"L∞ {m.linf:.4f}" + (f" = {m.linf * 255:.1f}/255" if photo else "") + " · no ε budget")
 elif sw.flip_eps is not None:
     card(k4, "Flip ε", fmt(sw.flip_eps),
          f"{esc(short_name(names[y]))} → {esc(short_name(names[sw.flip_class]))} (refined by bisection)")
@@ -311,16 +318,28 @@ record = rules.run_record(inputs, point, names, clean_probs, adv_probs, m, e8, n
                           flip_eps=None if sw is None else sw.flip_eps, success=success)
 stem = f"{sel.model_id}-{(sel.image.sample_id or 'upload').replace(':', '')}-{attack}" + \
     ("" if minimal else f"-eps{eps:.4g}")
+small = min(adv.shape[1:]) < 224  # digits: the model's own 8x8 or 28x28 file, and a view to look at
 d1, d2, d3 = st.columns([1, 1, 3])
 # the files are made when a button is clicked (deferred: a slider move encodes nothing)
-d1.download_button("Adversarial PNG", lambda a=adv: to_png_bytes(a), file_name=f"{stem}.png", mime="image/png",
-                   key="as_png", icon=":material/download:", on_click="ignore")
+d1.download_button(f"Adversarial PNG ({adv.shape[2]}×{adv.shape[1]})" if small else "Adversarial PNG",
+                   lambda a=adv: to_png_bytes(a), file_name=f"{stem}.png", mime="image/png",
+                   key="as_png", icon=":material/download:", on_click="ignore",
+                   help="The image at the model's own resolution: what the model saw.")
+if small:
+    d1.download_button("Upscaled view (PNG)", lambda a=adv: upscaled_png_bytes(a), file_name=f"{stem}-view.png",
+                       mime="image/png", key="as_png_view", icon=":material/zoom_in:", on_click="ignore",
+                       help="The same pixels enlarged (nearest neighbour, crisp squares) to look at or print; "
+                            "not an input for the model.")
 d2.download_button("Run record (JSON)", lambda r=record: json.dumps(r, indent=2), file_name=f"{stem}.json",
                    mime="application/json", key="as_json", icon=":material/data_object:", on_click="ignore")
 d3.caption("The PNG is the 8-bit image of the check above. The JSON record holds the model, the image's "
            "sha256 digest, the attack and its parameters, the seed, the labels and the probabilities; the "
            "command below reproduces this result from the command line"
            + ("." if sel.image.sample_id else " (with your image file in place of IMAGE.png)."))
+if sel.model_id.startswith("user:"):
+    st.caption("**This command cannot rerun this result as it stands:** your uploaded model lives only in this "
+               "browser session, and the command line loads the built-in and torchvision models by name. The "
+               "record (JSON) keeps every setting and the model's name for your own notes.")
 st.code(record["command"], language="bash", wrap_lines=True)
 paper, url = registry.get(attack).paper, registry.get(attack).url
 st.caption(f"{ATTACK_NAMES[attack]}: [{paper}]({url}). Sweeps and attacks are cached per model, image digest and "

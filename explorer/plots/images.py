@@ -29,6 +29,19 @@ def upscale(image: np.ndarray, min_side: int = 224) -> np.ndarray:
     return np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)
 
 
+def upscaled_png_bytes(image: np.ndarray, min_side: int = 448) -> bytes:
+    """A PNG of ``upscale(image, min_side)`` (crisp nearest-neighbour pixels): a view of a small image to look at,
+    beside the model-resolution file."""
+    import io
+
+    from PIL import Image
+
+    a = upscale(image, min_side)
+    buf = io.BytesIO()
+    Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def topk_bars(probs: np.ndarray, class_names: tuple[str, ...] | list[str], k: int = 5, title: str = "",
               highlight: int | None = None, color: str = "#4C78A8") -> go.Figure:
     """Horizontal bars of the top-k class probabilities (highest on top); ``highlight`` in red."""

@@ -213,3 +213,25 @@ def test_torchvision_model_with_fabricated_weights_makes_the_cat_a_vulture(tmp_t
     move(at, rules.eps_grid("fgsm", True, (3, 224, 224))[-1])
     assert not at.exception and qp(at, "target") == str(vulture)
     assert card(at, "Adversarial prediction")[0]
+
+
+def test_default_eps_is_exactly_the_shared_default_and_the_digit_downloads_twice():
+    at = run_page()
+    assert not at.exception
+    assert at.select_slider[0].value == 0.15  # the other pages' default, not the grid's 0.1508
+    assert qp(at, "eps") == "0.15"
+    command = next(c.value for c in at.code if "python -m explorer attack" in c.value)
+    assert " --eps 0.15 " in command + " ", command
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Adversarial PNG (8×8)" in labels and "Upscaled view (PNG)" in labels, labels
+
+
+def test_cw_that_misses_its_target_does_not_claim_a_smallest_perturbation():
+    # one Adam step with a tiny c cannot move the digit to class 3: the page must say the goal was not reached
+    at = run_page(attack="cw", target="3")
+    assert not at.exception
+    at.number_input(key="as_cw_steps").set_value(1)
+    at.number_input(key="as_cw_c").set_value(0.01).run()
+    value, _ = card(at, "Perturbation (goal not reached)")
+    assert value.startswith("L2 ")
+    assert any("did **not** reach its goal" in w.value for w in at.warning)

@@ -154,13 +154,17 @@ def scaling(n: int) -> None:
     # 3. overhead on a tiny job
     tiny = dict(models=("digits-softmax",), attacks=("fgsm",), eps=(0.0, 0.2), n=20, probe=False)
     times = {"local": [], "ray": []}
-    for i in range(3):
-        for name, executor in (("local", LOCAL), ("ray", ex)):
-            fresh_store()
-            t, _ = timed(EvaluateRequest(**{**tiny, "seed": 1000 + i}).execute, executor)
-            times[name].append(t)
+    torch.set_num_threads(1)  # like a Ray worker: no thread oversubscription on a shared machine
+    try:
+        for i in range(3):
+            for name, executor in (("local", LOCAL), ("ray", ex)):
+                fresh_store()
+                t, _ = timed(EvaluateRequest(**{**tiny, "seed": 1000 + 10 * i + (name == "ray")}).execute, executor)
+                times[name].append(t)
+    finally:
+        torch.set_num_threads(threads)
     lm, rm = np.median(times["local"]), np.median(times["ray"])
-    print("\n3. Ray overhead on a tiny job (20 digits, FGSM, 2 ε, 1 shard; warm Ray; median of 3)")
+    print("\n3. Ray overhead on a tiny job (20 digits, FGSM, 2 ε, 1 shard; warm Ray; local with 1 thread; median of 3)")
     print(format_table(["executor", "seconds", "overhead"], [["local", f"{lm:.3f}", ""],
                                                                ["Ray", f"{rm:.3f}", f"+{(rm - lm) * 1000:.0f} ms"]]))
 

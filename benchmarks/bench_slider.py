@@ -43,16 +43,16 @@ def timed_run(at) -> float:
 def bench_case(name: str, params: dict[str, str], grid: tuple[float, ...], moves: int) -> list[str]:
     from streamlit.testing.v1 import AppTest
 
-    from explorer.caching import attacks as attack_cache
+    from explorer.runs import requests as run_requests  # the cached sweep runs a SweepRequest, which calls sweep
 
     calls = []
-    real = attack_cache.sweep
+    real = run_requests.sweep
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    attack_cache.sweep = counting
+    run_requests.sweep = counting
     try:
         at = AppTest.from_file(APP, default_timeout=600)
         for k, v in params.items():
@@ -72,7 +72,7 @@ def bench_case(name: str, params: dict[str, str], grid: tuple[float, ...], moves
                 times.append(timed_run(at))
         during = len(calls) - swept
     finally:
-        attack_cache.sweep = real
+        run_requests.sweep = real
     med_new, med_again = statistics.median(fresh) * 1e3, statistics.median(again) * 1e3
     ok = " / ".join("yes" if t < TARGET_MS else "no" for t in (med_again, med_new))
     return [name, f"{first:.2f} s", f"{rerun * 1e3:.0f} ms", f"{med_new:.0f} ms", f"{med_again:.0f} ms",

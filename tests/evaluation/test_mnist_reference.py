@@ -32,6 +32,9 @@ def test_mnist_reference(results_only_store):
     tr = run(TransferRequest(models=("mnist-cnn", "mnist-softmax"), attack="pgd", eps=0.3, dataset="mnist", n=2000,
                              steps=40, alpha=0.01))
     acc = tr.accuracy()
+    from explorer.evaluation.report import transfer_text
+
+    print("\n" + transfer_text(tr))  # pytest -s shows the matrix (README, Robustness lab)
     assert acc[0, 0] < 0.02  # white-box PGD-40 on the CNN
     assert acc[0, 1] > acc[0, 0]  # the softmax model on the CNN's adversarials
     ev = run(EvaluateRequest(models=("mnist-cnn",), attacks=("fgsm",), eps=tuple(np.linspace(0, 0.3, 8)),

@@ -149,8 +149,8 @@ def ensemble_blog(config: BlogConfig = BlogConfig(), progress: ProgressFn | None
 def _apgd(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int) -> tuple[torch.Tensor, str]:
     from explorer import attacks
 
-    if "apgd-ce" in getattr(attacks, "ATTACKS", ()):
-        res = attacks.run_attack(model, x, y, attacks.AttackConfig(attack="apgd-ce", eps=eps, steps=100, seed=seed),
+    if "apgd" in getattr(attacks, "ATTACKS", ()):
+        res = attacks.run_attack(model, x, y, attacks.AttackConfig(attack="apgd", eps=eps, steps=100, seed=seed),
                                  trace=False)
         return res.adversarial, "APGD-CE (explorer.attacks, 100 steps)"
     import torchattacks

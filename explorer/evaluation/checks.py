@@ -35,7 +35,7 @@ CHECKS = {
 POINT = 0.01
 BIG_EPS = 1.0
 ZERO_GRAD_WARN = 0.05
-ITERATIVE_PREFERENCE = ("apgd-ce", "pgd", "bim", "mifgsm")
+ITERATIVE_PREFERENCE = ("apgd", "pgd", "bim", "mifgsm")
 
 
 def iterative_attack(attacks: tuple[str, ...]) -> str | None:
@@ -76,7 +76,7 @@ def probe_model(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, model_i
         pred, _ = attack_rows(model, x, y, np.full(len(x), eps), settings, rows=rows, start=tag)
         return (pred == y) & clean_ok
 
-    big_name = attack if attack in ("pgd", "apgd-ce") else "pgd"
+    big_name = attack if attack in ("pgd", "apgd") else "pgd"
     big = acc(AttackSettings(big_name, steps=max(int(steps), 10), random_start=False, seed=seed), big_eps, 1)
     base = double = restart = np.zeros(0, bool)
     if attack is not None and steps_eps > 0:

@@ -44,7 +44,7 @@ def default_attacks() -> tuple[str, ...]:
     """FGSM and PGD, plus APGD-CE where this build has it."""
     from explorer.attacks import ATTACKS
 
-    return ("fgsm", "pgd") + (("apgd-ce",) if "apgd-ce" in ATTACKS else ())
+    return ("fgsm", "pgd") + (("apgd",) if "apgd" in ATTACKS else ())
 
 
 def eps_grid(top: float, points: int) -> tuple[float, ...]:

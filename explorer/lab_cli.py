@@ -72,7 +72,7 @@ def _n(a: argparse.Namespace) -> int:
 
 
 def _alpha(a: argparse.Namespace) -> float | None:
-    from explorer.attacks.cli import parse_eps
+    from explorer.runs.rules import parse_eps
 
     return None if a.alpha is None else parse_eps(a.alpha)
 
@@ -103,7 +103,7 @@ def _robustness(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--no-transfer", action="store_true", help="skip the transfer matrix (and its check)")
 
     def run(a: argparse.Namespace) -> int:
-        from explorer.attacks.cli import parse_eps
+        from explorer.runs.rules import parse_eps
         from explorer.evaluation.checks import run_checks
         from explorer.evaluation.report import checks_text, curve_rows, curves_text, to_csv, to_json, transfer_text
         from explorer.runs.evaluate import EvaluateRequest, compatible_models, default_attacks, parse_eps_grid, \
@@ -149,7 +149,7 @@ def _transfer(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--eps", default="0.2", help="the budget, e.g. 0.2 or 8/255")
 
     def run(a: argparse.Namespace) -> int:
-        from explorer.attacks.cli import parse_eps
+        from explorer.runs.rules import parse_eps
         from explorer.evaluation.report import to_csv, to_json, transfer_rows, transfer_text
         from explorer.runs.evaluate import TransferRequest
 

@@ -46,7 +46,8 @@ def default_refine(attack: str) -> tuple[int, int]:
 
 
 def _chunk_seed(seed: int, start: int, chunk: int) -> int:
-    return int(np.random.SeedSequence([int(seed), int(start), int(chunk)]).generate_state(1)[0])
+    """A seed for one chunk of rows, in the attack's seed range [0, 2**31)."""
+    return int(np.random.SeedSequence([int(seed), int(start), int(chunk)]).generate_state(1)[0]) & 0x7FFFFFFF
 
 
 def _config(settings: AttackSettings, eps_rows: np.ndarray, seed: int):

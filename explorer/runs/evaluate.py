@@ -54,7 +54,7 @@ def eps_grid(top: float, points: int) -> tuple[float, ...]:
 
 def parse_eps_grid(text: str) -> tuple[float, ...]:
     """``"0:0.3:8"`` (start:stop:count, ends included), or a comma list ``"0,2/255,4/255"``."""
-    from explorer.attacks.cli import parse_eps
+    from explorer.runs.rules import parse_eps
 
     raw = text.strip()
     if raw.count(":") == 2:

@@ -8,14 +8,14 @@ import math
 import numpy as np
 import streamlit as st
 
-from explorer import caching, state
+from explorer import caching, scrubber, state
 from explorer.attack_settings import AttackWidget
 from explorer.attacks import ATTACK_NAMES, check_config, registry
 from explorer.attacks.config import max_steps_allowed
 from explorer.runs import rules
 from explorer.attacks.quantize import to_png_bytes
 from explorer.caching import attacks as attack_cache
-from explorer.plots.attacks import Curve, confidence_figure, perturbation_image, short_name, trace_figure
+from explorer.plots.attacks import perturbation_image, short_name, trace_figure
 from explorer.plots.images import topk_bars, upscale, upscaled_png_bytes
 from explorer.urlstate import escape_md as esc
 
@@ -90,6 +90,13 @@ eps_label = rules.eps_label(attack, photo)
 
 # ---- compute: a cached sweep (gradient attacks) or one cached minimal attack ----------------------------
 sw = other_sw = result = None
+other = None if minimal else rules.comparison_attack(attack)
+overlay = False
+if other is not None:
+    expensive = other != "fgsm" and photo and not on_gpu
+    overlay = st.toggle(f"Overlay {ATTACK_NAMES[other]} on the confidence chart", value=not expensive,
+                        key="as_overlay", help=f"A second sweep with {ATTACK_NAMES[other]} on the same grid"
+                        + (" (tens of seconds for a photo model on a CPU; cached afterwards)." if expensive else "."))
 grid: tuple[float, ...] = ()
 try:
     if minimal:
@@ -104,17 +111,66 @@ try:
         check_config(config, len(names), y, input_shape=spec.input_shape)
         sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, config, grid, sel.device, sel.x,
                                     keep_images=not aspec.direction)
-        slider_key = f"as_eps_{scale}_{eps_max:.6g}"
-        state.seed_widget(slider_key, grid[int(np.abs(np.asarray(grid) - eps0).argmin())])
-        eps = float(st.select_slider(eps_label, options=grid, key=slider_key, format_func=fmt,
-                                     help="64 values of ε, all computed at once; moving the slider only reads "
-                                          "them. Keyboard: click the handle, then ← → (Home / End)."))
-        i = sw.nearest(eps)
-        eps = float(sw.eps[i])
-        point = rules.point_config(config, eps)
 except (ValueError, RuntimeError) as exc:
     st.error(f"The attack cannot run: {one_line(exc)}")
     st.stop()
+other_config = None
+if overlay:
+    other_config = rules.sweep_config(other, grid[-1], steps=steps,
+                                      random_start=settings.values.get("random_start", True),
+                                      seed=settings.values.get("seed", 0), target=target)
+    try:
+        other_sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, other_config, grid, sel.device, sel.x,
+                                          keep_images=False)
+    except (ValueError, RuntimeError) as exc:
+        other_config = None
+        st.warning(f"{ATTACK_NAMES[other]} could not run: {one_line(exc)}")
+
+# ---- the summary cards that do not move with ε ----------------------------------------------------------
+where_clean = f"{clean_probs[y] * 100:.1f}% on the clean image · {y_source}"
+fixed_cards = [
+    {"label": "True class", "value": short_name(names[y], 28), "note": where_clean},
+    {"label": "Clean prediction", "value": short_name(names[clean_pred], 28),
+     "note": f"{clean_probs[clean_pred] * 100:.1f}%"},
+]
+crisp = "" if photo else ", shown with crisp nearest-neighbour pixels"
+images_caption = (f"Left: the image the model sees (its own input, {sel.x.shape[1]}×{sel.x.shape[2]} pixels{crisp}). "
+                  "Middle: what the attack added, scaled up so it is visible: mid-grey is no change, brighter pixels "
+                  "were brightened, darker ones darkened. Right: the sum, clipped to [0, 1]. Near the flip ε a person "
+                  "still sees the original; the model sees another class.")
+
+# ---- the ε scrubber: every frame of the sweep is in the browser; it answers a slider move by itself ----------
+if not minimal:
+    frames = attack_cache.scrub_frames(sel.model_id, sel.digest, y, config, grid, sel.device, photo, other_config,
+                                       sw, other_sw, sel.x, names)
+    if sw.flip_eps is not None:
+        flip_card = {"label": "Flip ε", "value": fmt(sw.flip_eps),
+                     "note": f"{short_name(names[y])} → {short_name(names[sw.flip_class])} (refined by bisection)"}
+    else:
+        flip_card = {"label": "Flip ε", "value": "none", "note": f"no flip up to {fmt(grid[-1])}: widen the ε range"
+                     + (" or try PGD" if attack == "fgsm" else "")}
+    i = scrubber.scrub(frames, key=f"as_scrub_{scale}_{eps_max:.6g}", index=sw.nearest(eps0),
+                       cards=[*fixed_cards, flip_card],
+                       text={"slider_label": eps_label + " · drag, click the chart, or ← → Home End",
+                             "summary": registry.get(attack).summary,
+                             "orig_caption": f"original: “{short_name(names[clean_pred])}” "
+                                             f"({clean_probs[clean_pred] * 100:.1f}%)"})
+    eps = float(sw.eps[i])
+    point = rules.point_config(config, eps)
+    st.caption(images_caption + " Top five: the most likely classes, probability in %; red is the true class ("
+               f"{esc(short_name(names[y]))}), watch its bar shrink as ε grows.")
+    goal = f"the target {esc(short_name(names[sw.flip_class]))}" if target is not None else \
+        f"the class it flips to ({esc(short_name(names[sw.flip_class if sw.flip_class is not None else y]))})"
+    compare = ""
+    if other_sw is not None:
+        compare = (f" Dashed purple: the true class under {ATTACK_NAMES[other]} on the same grid; an iterative attack "
+                   "usually needs a smaller ε than one FGSM step, because it re-aims after every step.")
+    elif attack == "pgd-l2":
+        compare = " No FGSM/PGD overlay here: their ε is an L∞ bound, not an L2 radius, so the axes would not match."
+    st.caption(f"Chart: blue is the probability of the true class ({esc(short_name(names[y]))}); red the probability "
+               f"of {goal}; dotted grey (right axis) the logit margin, positive while the attack has not succeeded. "
+               "The label flips where the margin crosses zero (red dashed line, found on the grid and refined by "
+               f"bisection); the green line is the slider's ε. Hover for the numbers, click to jump.{compare}")
 
 # ---- shared URL state (read by Gradient maps) ----------------------------------------------------------
 shared_eps = f"{eps:.6g}"
@@ -137,10 +193,8 @@ checks = attack_cache.point_checks(sel.model_id, sel.digest, adv_digest, y, targ
                                    sel.device, sel.x, adv)
 m = checks.metrics
 
-if not minimal:
-    st.caption(f"Grid ε used: **{fmt(eps)}** = {eps:.6g} in [0, 1] pixel units (point {i + 1} of {len(grid)}, "
-               f"spacing {fmt(grid[1])}). {ATTACK_NAMES[attack]}: {registry.get(attack).summary}")
-else:
+# ---- a minimal attack (no ε): its one result, drawn by the server ----------------------------------------
+if minimal:
     found = (f"L2 = {m.l2:.4f}, L∞ = {m.linf:.4f}" + (f" ({m.linf * 255:.2f}/255)" if photo else ""))
     if success:
         st.info(f"{ATTACK_NAMES[attack]} {registry.get(attack).summary} It has no ε slider: the smallest "
@@ -150,98 +204,36 @@ else:
                    + ("the target class" if target is not None else "a different label")
                    + f") with these settings: the perturbation it ended with is {found}. Try more steps"
                    + (", a larger c" if attack == "cw" else ", a larger overshoot") + ".")
-
-# ---- summary cards ------------------------------------------------------------------------------------
-k1, k2, k3, k4 = st.columns(4)
-card(k1, "True class", esc(short_name(names[y], 28)),
-     f"{clean_probs[y] * 100:.1f}% on the clean image · {y_source}")
-card(k2, "Clean prediction", esc(short_name(names[clean_pred], 28)), f"{clean_probs[clean_pred] * 100:.1f}%")
-where = "minimal perturbation" if minimal else f"ε = {fmt(eps)}"
-verdict = (f":red[reached the target {esc(short_name(names[target]))}]" if target is not None and success else
-           ":orange[target not reached]" if target is not None else
-           ":red[label flipped]" if success else ":green[still the true class]")
-card(k3, "Adversarial prediction", esc(short_name(names[adv_pred], 28)),
-     f"{adv_probs[adv_pred] * 100:.1f}% at {where} · {verdict}")
-if minimal:
+    k1, k2, k3, k4 = st.columns(4)
+    for col, c in zip((k1, k2), fixed_cards):
+        card(col, c["label"], esc(c["value"]), esc(c["note"]))
+    verdict = (f":red[reached the target {esc(short_name(names[target]))}]" if target is not None and success else
+               ":orange[target not reached]" if target is not None else
+               ":red[label flipped]" if success else ":green[still the true class]")
+    card(k3, "Adversarial prediction", esc(short_name(names[adv_pred], 28)),
+         f"{adv_probs[adv_pred] * 100:.1f}% at minimal perturbation · {verdict}")
     card(k4, "Smallest perturbation found" if success else "Perturbation (goal not reached)", f"L2 {m.l2:.3f}",
          f"L∞ {m.linf:.4f}" + (f" = {m.linf * 255:.1f}/255" if photo else "") + " · no ε budget")
-elif sw.flip_eps is not None:
-    card(k4, "Flip ε", fmt(sw.flip_eps),
-         f"{esc(short_name(names[y]))} → {esc(short_name(names[sw.flip_class]))} (refined by bisection)")
-else:
-    card(k4, "Flip ε", "none", f"no flip up to {fmt(grid[-1])}: widen the ε range"
-         + (" or try PGD" if attack == "fgsm" else ""))
+    pert, amp = perturbation_image(delta)
+    i1, i2, i3 = st.columns(3, gap="medium")
+    i1.image(shown(sel.x, IMG_SIDE), width=IMG_SIDE,
+             caption=f"original: “{esc(short_name(names[clean_pred]))}” ({clean_probs[clean_pred] * 100:.1f}%)")
+    i2.image(shown(pert, IMG_SIDE), width=IMG_SIDE,
+             caption=f"perturbation δ, amplified ×{amp:.1f} (grey = unchanged, max |δ| = {m.linf:.4f})")
+    i3.image(shown(adv, IMG_SIDE), width=IMG_SIDE,
+             caption=f"adversarial: “{esc(short_name(names[adv_pred]))}” ({adv_probs[adv_pred] * 100:.1f}%)")
+    st.caption(images_caption)
 
-# ---- images -------------------------------------------------------------------------------------------
-pert, amp = perturbation_image(delta)
-i1, i2, i3 = st.columns(3, gap="medium")
-i1.image(shown(sel.x, IMG_SIDE), width=IMG_SIDE,
-         caption=f"original: “{esc(short_name(names[clean_pred]))}” ({clean_probs[clean_pred] * 100:.1f}%)")
-i2.image(shown(pert, IMG_SIDE), width=IMG_SIDE,
-         caption=f"perturbation δ, amplified ×{amp:.1f} (grey = unchanged, max |δ| = {m.linf:.4f})")
-i3.image(shown(adv, IMG_SIDE), width=IMG_SIDE,
-         caption=f"adversarial: “{esc(short_name(names[adv_pred]))}” ({adv_probs[adv_pred] * 100:.1f}%)")
-crisp = "" if photo else ", shown with crisp nearest-neighbour pixels"
-st.caption(f"Left: the image the model sees (its own input, {sel.x.shape[1]}×{sel.x.shape[2]} pixels{crisp}). "
-           f"Middle: what the attack added, scaled up ×{amp:.1f} so it is visible: mid-grey is no change, brighter "
-           "pixels were brightened, darker ones darkened. Right: the sum, clipped to [0, 1]. Near the flip ε a person "
-           "still sees the original; the model sees another class.")
+    def bars(probs: np.ndarray, title: str):
+        """Top-5 bars with room on the right for the percentages."""
+        return topk_bars(probs, [short_name(n) for n in names], 5, title, highlight=y).update_xaxes(range=[0, 112])
 
-# ---- top-5 --------------------------------------------------------------------------------------------
-def bars(probs: np.ndarray, title: str):
-    """Top-5 bars with room on the right for the percentages."""
-    return topk_bars(probs, [short_name(n) for n in names], 5, title, highlight=y).update_xaxes(range=[0, 112])
-
-
-b1, b2 = st.columns(2, gap="large")
-b1.plotly_chart(bars(clean_probs, "Clean image:<br>top 5"), width="stretch", config=PLOT_CONFIG, key="as_top_clean")
-b2.plotly_chart(bars(adv_probs, f"Adversarial ({where}):<br>top 5"), width="stretch", config=PLOT_CONFIG,
-                key="as_top_adv")
-st.caption(f"The five most likely classes, probability in %. Red: the true class ({esc(short_name(names[y]))}); "
-           "watch its bar shrink as ε grows.")
-
-# ---- confidence vs ε ----------------------------------------------------------------------------------
-if not minimal:
-    st.subheader("Confidence against ε")
-    x_scale, x_title, x_suffix = rules.eps_axis(attack, photo)
-    to_x = lambda e: np.asarray(e) * x_scale  # noqa: E731
-    flip_cls = sw.flip_class if sw.flip_class is not None else y
-    main_curve = Curve(ATTACK_NAMES[attack], to_x(sw.eps), sw.true_prob, sw.flip_prob, sw.margin,
-                       None if sw.flip_eps is None else float(to_x(sw.flip_eps)))
-    other_curve = None
-    other = rules.comparison_attack(attack)
-    if other is not None:
-        expensive = other != "fgsm" and photo and not on_gpu
-        overlay = st.toggle(f"Overlay {ATTACK_NAMES[other]} for comparison", value=not expensive, key="as_overlay",
-                            help=f"A second sweep with {ATTACK_NAMES[other]} on the same grid"
-                                 + (" (tens of seconds for a photo model on a CPU; cached afterwards)." if expensive
-                                    else "."))
-        if overlay:
-            other_config = rules.sweep_config(other, grid[-1], steps=steps,
-                                              random_start=settings.values.get("random_start", True),
-                                              seed=settings.values.get("seed", 0), target=target)
-            try:
-                other_sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, other_config, grid, sel.device,
-                                                  sel.x)
-                other_curve = Curve(ATTACK_NAMES[other], to_x(other_sw.eps), other_sw.true_prob,
-                                    flip_x=None if other_sw.flip_eps is None else float(to_x(other_sw.flip_eps)))
-            except (ValueError, RuntimeError) as exc:
-                st.warning(f"{ATTACK_NAMES[other]} could not run: {one_line(exc)}")
-    fig = confidence_figure(main_curve, short_name(names[y]), short_name(names[flip_cls]), float(to_x(eps)),
-                            x_title, other_curve, x_fmt=lambda v: f"{v:.3g}" + x_suffix)
-    st.plotly_chart(fig, width="stretch", config=PLOT_CONFIG, key="as_confidence")
-    goal = f"the target {esc(short_name(names[flip_cls]))}" if target is not None else \
-        f"the class it flips to ({esc(short_name(names[flip_cls]))})"
-    compare = ""
-    if other_curve is not None:
-        compare = (f" Dashed purple: the true class under {ATTACK_NAMES[other]} on the same grid; an iterative attack "
-                   "usually needs a smaller ε than one FGSM step, because it re-aims after every step.")
-    elif attack == "pgd-l2":
-        compare = " No FGSM/PGD overlay here: their ε is an L∞ bound, not an L2 radius, so the axes would not match."
-    st.caption(f"Blue: probability of the true class ({esc(short_name(names[y]))}); red: probability of {goal}; dotted "
-               "grey (right axis): the logit margin, positive while the attack has not succeeded. The label flips "
-               "where the margin crosses zero (red dashed line, found on the grid and refined by bisection); the "
-               f"green line is the slider's ε.{compare}")
+    b1, b2 = st.columns(2, gap="large")
+    b1.plotly_chart(bars(clean_probs, "Clean image:<br>top 5"), width="stretch", config=PLOT_CONFIG,
+                    key="as_top_clean")
+    b2.plotly_chart(bars(adv_probs, "Adversarial (minimal perturbation):<br>top 5"), width="stretch",
+                    config=PLOT_CONFIG, key="as_top_adv")
+    st.caption(f"The five most likely classes, probability in %. Red: the true class ({esc(short_name(names[y]))}).")
 
 # ---- metrics ------------------------------------------------------------------------------------------
 st.subheader("How big is the change?")

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from explorer.attacks import AttackConfig, SweepResult, registry
+from explorer.attacks import ATTACK_NAMES, AttackConfig, SweepResult, registry
 from explorer.caching import ProgressBar
 from explorer.runs import run
 from explorer.runs.requests import (
@@ -29,7 +29,8 @@ from explorer.runs.requests import (
 )
 
 PROGRESS_AFTER_S = 0.5
-__all__ = ["PointChecks", "adversarial", "attack", "attack_work", "eps_sweep", "point_checks", "sweep_work"]
+__all__ = ["PointChecks", "adversarial", "attack", "attack_work", "eps_sweep", "point_checks", "scrub_frames",
+           "sweep_work"]
 
 
 class _Progress(ProgressBar):
@@ -84,3 +85,24 @@ def point_checks(model_id: str, image_digest: str, adv_digest: str, label: int, 
     """Size, 8-bit check and noise baseline of ``_adv`` (``PointChecksRequest``; ``adv_digest`` keys it)."""
     return run(PointChecksRequest(model_id, image_digest, adv_digest, int(label), target, int(noise_seed), device,
                                   _x, _adv))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def scrub_frames(model_id: str, image_digest: str, label: int, config: AttackConfig, eps_grid: tuple[float, ...],
+                 device: str | None, photo: bool, other_config: AttackConfig | None, _sw: SweepResult,
+                 _other: SweepResult | None, _x: np.ndarray, _class_names) -> dict:
+    """The browser frames of a cached sweep (``explorer.plots.scrub.scrub_frames``), keyed like the sweep it
+    reads (``_sw``; ``_other``: the comparison sweep on the same grid, or None). ``frames["id"]`` names it."""
+    from explorer.plots.scrub import scrub_frames as build
+    from explorer.runs import rules
+    from explorer.runs.base import content_digest
+
+    attack = config.attack
+    x_scale, x_title, x_suffix = rules.eps_axis(attack, photo)
+    frames = build(_sw, _x, _class_names, y=int(label), target=config.target, photo=photo,
+                   eps_fmt=lambda e: rules.eps_text(e, photo, attack), x_scale=x_scale, x_title=x_title,
+                   x_suffix=x_suffix, attack_name=ATTACK_NAMES[attack], other=_other,
+                   other_name="" if other_config is None else ATTACK_NAMES[other_config.attack])
+    frames["id"] = content_digest("scrub", (model_id, image_digest, int(label), repr(config), tuple(eps_grid),
+                                            device, photo, repr(other_config)))[:16]
+    return frames

@@ -4,7 +4,6 @@ past the flip with the keyboard, and see the adversarial label change (headless 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -60,9 +59,15 @@ def expected_flip(model_id: str, sample_id: str) -> tuple[str, str, str]:
 
 
 def adversarial_label(page) -> str:
-    card = page.get_by_test_id("stMarkdown").filter(has_text="Adversarial prediction")
-    card.first.wait_for()
-    return card.first.locator("h4").inner_text().strip()
+    card = page.get_by_test_id("scrub-adv-card")
+    card.wait_for()
+    return card.locator(".ae-card-value").inner_text().strip()
+
+
+def wait_for_eps_in_url(page, eps: float) -> None:
+    """The slider's value reaches the server (and the URL) once it rests: wait for that rerun."""
+    page.wait_for_function("(e) => Math.abs(Number(new URL(location.href).searchParams.get('eps')) - e) < 1e-4",
+                           arg=eps, timeout=60_000)
 
 
 def nav_labels(page) -> list[str]:
@@ -77,6 +82,8 @@ def query_of(page) -> dict[str, str]:
 
 
 def test_deep_link_pick_a_sample_and_slide_past_the_flip(fresh_server, page, wait_for_app, screenshot):
+    sent: list[int] = []  # messages the browser sends to the server (a slider move must send none)
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(len(payload))))
     # the very first request of this server: a deep link straight to the page
     page.goto(f"{fresh_server}/attack_studio")
     wait_for_app(page)
@@ -93,22 +100,27 @@ def test_deep_link_pick_a_sample_and_slide_past_the_flip(fresh_server, page, wai
     wait_for_app(page)
     assert query_of(page).get("image") == SAMPLE
 
-    thumb = page.get_by_test_id("stMain").get_by_role("slider").first
+    thumb = page.get_by_test_id("scrub-slider")
     thumb.focus()
     page.keyboard.press("Home")  # ε = 0: the adversarial is the image itself
-    wait_for_app(page)
     assert adversarial_label(page) == true_name
-    assert float(query_of(page)["eps"]) == 0.0
+    wait_for_eps_in_url(page, 0.0)
+    wait_for_app(page)
     screenshot(page, "attack-studio-eps-zero")
 
-    thumb = page.get_by_test_id("stMain").get_by_role("slider").first
     thumb.focus()
-    page.keyboard.press("End")  # the largest ε of the grid: past the flip
-    wait_for_app(page)
+    n_sent = len(sent)
+    page.keyboard.press("End")  # the largest ε of the grid: past the flip, answered in the browser
     assert adversarial_label(page) == far_name != true_name
-    assert float(query_of(page)["eps"]) == pytest.approx(0.5)
-    caption = page.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"Grid ε used")).first
+    assert page.get_by_test_id("scrub-eps").inner_text() == "ε = 0.5"
+    assert len(sent) == n_sent, "the slider move went to the server before the page answered it"
+    wait_for_eps_in_url(page, 0.5)  # then, resting, it reaches the server and the share link
+    wait_for_app(page)
+    assert adversarial_label(page) == far_name  # the rerun did not move the slider back
+    caption = page.get_by_test_id("scrub-grid-caption")
     assert "0.5" in caption.inner_text()
+    marker = page.locator('[data-testid="scrub-chart"] [data-role="marker"]')
+    assert float(marker.get_attribute("x1")) > 700  # the chart's current-ε line sits at the right end
     assert not page.js_errors, page.js_errors
     screenshot(page, "attack-studio-past-the-flip")
 
@@ -126,7 +138,8 @@ def test_deep_link_pick_a_sample_and_slide_past_the_flip(fresh_server, page, wai
     assert record["labels"]["adversarial_prediction"]["name"] == far_name
     assert record["image"]["id"] == SAMPLE and record["parameters"]["eps"] == pytest.approx(0.5)
 
-    page.get_by_test_id("stMain").get_by_role("slider").first.focus()
+    page.get_by_test_id("scrub-slider").focus()
     page.keyboard.press("ArrowLeft")  # one grid step back: still computed, still an answer
+    wait_for_eps_in_url(page, 0.5 - 0.5 / 63)
     wait_for_app(page)
     assert float(query_of(page)["eps"]) == pytest.approx(0.5 - 0.5 / 63, rel=1e-4)

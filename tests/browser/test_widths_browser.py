@@ -56,6 +56,9 @@ _CHECK_JS = """
     '[data-testid="stHeading"] h1', '[data-testid="stHeading"] h2', '[data-testid="stHeading"] h3',
     '[data-testid="stHeading"] h4', '[data-testid="stCaptionContainer"]', '[data-testid="stPlotlyChart"]',
     '[data-testid="stAlert"]',
+    // Attack Studio's ε scrubber (a component: its own elements)
+    '.ae-scrub .ae-card', '.ae-scrub figure img', '.ae-scrub figcaption', '.ae-scrub .ae-bars', '.ae-scrub .ae-chart',
+    '.ae-scrub .ae-head', '.ae-scrub .ae-caption',
   ].join(',');
   const els = Array.from(main.querySelectorAll(boxSel)).filter(visible);
   const overlaps = [];
@@ -76,6 +79,7 @@ _CHECK_JS = """
     '[data-testid="stWidgetLabel"] *', '[data-testid="stSelectbox"] [data-baseweb="select"] div',
     '[data-testid="stTab"] *', 'button[role="tab"] *', '[data-testid="stImageCaption"]',
     '[data-testid="stRadio"] label *', '[data-testid="stCheckbox"] label *',
+    '.ae-scrub .ae-card *', '.ae-scrub .ae-eps', '.ae-scrub .ae-label', '.ae-scrub .ae-bars-title',
   ].join(',');
   const truncated = [];
   for (const el of main.querySelectorAll(textSel)) {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.attacks import ATTACKS, GRADIENT_ATTACKS, MINIMAL_ATTACKS
+from explorer.attacks import ATTACKS, GRADIENT_ATTACKS
 from explorer.runs import rules
 from explorer.models.imagenet import save_random_checkpoint
 
@@ -24,8 +24,46 @@ def run_page(**params) -> AppTest:
     return at.run()
 
 
+def scrubber(at: AppTest):
+    """The ε scrubber element (a ``st.components.v2`` component), or None (minimal attacks have none)."""
+    def walk(node):
+        for c in getattr(node, "children", {}).values():
+            if str(getattr(c, "key", "")).startswith("as_scrub_"):
+                return c
+            found = walk(c)
+            if found is not None:
+                return found
+        return None
+    return walk(at.main)
+
+
+_FRAMES: dict[str, dict] = {}  # sweep id -> frames, as the browser keeps them between lite updates
+
+
+def scrub(at: AppTest) -> dict:
+    """The data the browser holds: every frame of the sweep, the index shown, the fixed cards. A rerun after a
+    slider commit sends a lite update (no frames) that refers to the frames sent before, by sweep id."""
+    element = scrubber(at)
+    assert element is not None, "no ε scrubber on the page"
+    data = json.loads(element.proto.json)
+    if data["lite"]:
+        assert "frames" not in data and data["sweep"] in _FRAMES, "a lite update for frames never sent"
+        return {**data, **_FRAMES[data["sweep"]]}
+    _FRAMES[data["sweep"]] = {k: data[k] for k in ("frames", "orig", "chart")}
+    return data
+
+
 def card(at: AppTest, label: str) -> tuple[str, str]:
-    """(value, note) of a summary card (``:gray[label]`` / ``#### value`` / note)."""
+    """(value, note) of a summary card: the scrubber's (at its current frame) or a markdown card
+    (``:gray[label]`` / ``#### value`` / note)."""
+    if scrubber(at) is not None:
+        data = scrub(at)
+        if label == "Adversarial prediction":
+            f = data["frames"][data["index"]]
+            return f["label"], f["note"] + f["verdict"]
+        for c in data["cards"]:
+            if c["label"] == label:
+                return c["value"], c["note"]
     for m in at.markdown:
         if m.value.startswith(f":gray[{label}]"):
             _, rest = m.value.split("#### ", 1)
@@ -44,7 +82,10 @@ def qp(at: AppTest, key: str):
 
 
 def move(at: AppTest, eps: float) -> AppTest:
-    at.select_slider[0].set_value(eps)
+    """What the browser sends when the slider rests on ``eps``: the grid index, as the component's state."""
+    data = scrub(at)
+    index = min(range(len(data["eps"])), key=lambda i: abs(data["eps"][i] - eps))
+    at.session_state[scrubber(at).key] = {"index": index}
     return at.run()
 
 
@@ -55,36 +96,44 @@ def test_default_digit_flips_when_the_slider_passes_the_flip_eps():
     assert card(at, "True class")[0] == "7"
     flip = float(card(at, "Flip ε")[0])
     grid = rules.eps_grid("fgsm", False, (1, 8, 8))
-    assert at.select_slider[0].options[:2] == ["0", "0.007937"]  # pixel units for digits
+    data = scrub(at)
+    assert data["eps"] == pytest.approx(list(grid)) and data["eps_text"][:2] == ["0", "0.007937"]  # pixel units
     below = max(e for e in grid if e < flip)
     above = min(e for e in grid if e > flip)
     move(at, below)
     assert not at.exception and card(at, "Adversarial prediction")[0] == "7"
-    assert f"{below:.4g}" in at.caption[0].value  # the exact grid ε is shown
+    assert "still the true class" in card(at, "Adversarial prediction")[1]
+    assert float(qp(at, "eps")) == pytest.approx(below, rel=1e-5)
     move(at, above)
     assert not at.exception and card(at, "Adversarial prediction")[0] != "7"
     assert "label flipped" in card(at, "Adversarial prediction")[1]
     assert float(qp(at, "eps")) == pytest.approx(above, rel=1e-5)
-    assert len(at.get("image")) >= 3  # original | perturbation | adversarial (+ the noise baseline)
-    fig = charts(at)["as_confidence"]
-    names = [d["name"] for d in fig["data"]]
-    assert names == ["p(true) · FGSM", "p(flip) · FGSM", "p(true) · PGD (L∞)", "margin · FGSM"]
-    notes = [a["text"] for a in fig["layout"]["annotations"]]
-    assert any(n.startswith("current ε") for n in notes) and any("FGSM flips at" in n for n in notes)
+    assert json.loads(scrubber(at).proto.json)["lite"]  # a slider commit does not resend the 64 frames
+    frames = scrub(at)["frames"]
+    assert len(frames) == len(grid) and all(f["adv"].startswith("data:image/png;base64,") for f in frames)
+    # the frames are the sweep: the label flips exactly between the two grid values around the flip ε
+    i_below, i_above = list(grid).index(below), list(grid).index(above)
+    assert frames[i_below]["pred"] == 7 != frames[i_above]["pred"]
+    svg = scrub(at)["chart"]["svg"]
+    for legend in ("p(7) · FGSM", "p(7) · PGD (L∞)", "margin · FGSM", "FGSM flips at"):
+        assert legend in svg
+    assert 'data-role="marker"' in svg
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_each_attack_renders(attack):
-    at = run_page(attack=attack, steps="5")
+    # DeepFool needs more than 5 steps on this digit (at 5 it stops just short and the page says so)
+    at = run_page(attack=attack, steps="10" if attack == "deepfool" else "5")
     assert not at.exception and not at.error and not at.warning
     assert at.selectbox(key="as_attack").value == attack and qp(at, "attack") == attack
     assert card(at, "Adversarial prediction")[0]
     specs = charts(at)
-    assert {"as_top_clean", "as_top_adv"} <= set(specs)
     if attack in GRADIENT_ATTACKS:
-        assert len(at.select_slider) == 1 and "as_confidence" in specs
+        data = scrub(at)
+        assert len(data["frames"]) == len(data["eps"]) == 64 and "<svg" in data["chart"]["svg"]
+        assert [t[0] for t in data["frames"][data["index"]]["top"]][:1] == [data["frames"][data["index"]]["pred"]]
     else:
-        assert len(at.select_slider) == 0 and "as_confidence" not in specs
+        assert scrubber(at) is None and {"as_top_clean", "as_top_adv"} <= set(specs)
         assert card(at, "Smallest perturbation found")[0].startswith("L2 ")
     assert ("as_trace" in specs) == (attack != "fgsm")  # per-step loss and margin of iterative attacks
     assert {m.label.split(" (")[0] for m in at.metric} == {"L∞", "L2", "PSNR", "SSIM"}
@@ -206,8 +255,10 @@ def test_torchvision_model_with_fabricated_weights_makes_the_cat_a_vulture(tmp_t
     assert at.sidebar.selectbox(key="model_pick").value == "resnet18"
     assert at.toggle(key="as_targeted").value is True
     assert at.selectbox(key="as_target_photo").value == vulture
-    assert at.select_slider[0].value == pytest.approx(rules.eps_grid("fgsm", True, (3, 224, 224))[31])
-    assert at.select_slider[0].options[-1] == "16/255"  # ε in k/255 for photos
+    data = scrub(at)
+    assert data["eps"][data["index"]] == pytest.approx(rules.eps_grid("fgsm", True, (3, 224, 224))[31])
+    assert data["eps_text"][-1] == "16/255"  # ε in k/255 for photos
+    assert data["frames"][0]["adv"].startswith("data:image/jpeg;base64,")  # photo frames travel as JPEG
     assert at.toggle(key="as_overlay").value is False  # PGD overlay: opt-in for photo models on a CPU
     assert "vulture" in at.code[0].value or f"--target {vulture}" in at.code[0].value
     move(at, rules.eps_grid("fgsm", True, (3, 224, 224))[-1])
@@ -218,7 +269,8 @@ def test_torchvision_model_with_fabricated_weights_makes_the_cat_a_vulture(tmp_t
 def test_default_eps_is_exactly_the_shared_default_and_the_digit_downloads_twice():
     at = run_page()
     assert not at.exception
-    assert at.select_slider[0].value == 0.15  # the other pages' default, not the grid's 0.1508
+    data = scrub(at)
+    assert data["eps"][data["index"]] == 0.15  # the other pages' default, not the grid's 0.1508
     assert qp(at, "eps") == "0.15"
     command = next(c.value for c in at.code if "python -m explorer attack" in c.value)
     assert " --eps 0.15 " in command + " ", command
@@ -230,8 +282,8 @@ def test_cw_that_misses_its_target_does_not_claim_a_smallest_perturbation():
     # one Adam step with a tiny c cannot move the digit to class 3: the page must say the goal was not reached
     at = run_page(attack="cw", target="3")
     assert not at.exception
-    at.number_input(key="as_cw_steps").set_value(1)
-    at.number_input(key="as_cw_c").set_value(0.01).run()
+    at.number_input(key="as_p_cw_adam_steps").set_value(1)
+    at.number_input(key="as_p_cw_c").set_value(0.01).run()
     value, _ = card(at, "Perturbation (goal not reached)")
     assert value.startswith("L2 ")
     assert any("did **not** reach its goal" in w.value for w in at.warning)

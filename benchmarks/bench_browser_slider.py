@@ -33,6 +33,7 @@ from benchmarks._common import format_table  # noqa: E402
 CASES = [("digits-cnn, FGSM", "?model=digits-cnn&image=digits:0&attack=fgsm"),
          ("digits-cnn, PGD-10", "?model=digits-cnn&image=digits:0&attack=pgd&steps=10"),
          ("mnist-cnn, PGD-10", "?model=mnist-cnn&image=mnist:8000&attack=pgd&steps=10")]
+PHOTO_CASE = ("resnet18 (random weights), FGSM, cat photo", "?model=resnet18&image=photo:chelsea&attack=fgsm")
 
 # the adversarial view: the client-side scrubber (data-testid="scrub-adv") or, in older builds, the third image
 # of the main images row, whose caption starts with "adversarial:"
@@ -134,6 +135,9 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=HERE.parent, help="the checkout to serve (default: this one)")
     ap.add_argument("--label", default=None, help="a name for this build in the table")
     ap.add_argument("--cases", default="all", help="comma-separated case numbers (1-based) or 'all'")
+    ap.add_argument("--photo", action="store_true",
+                    help="also ResNet-18 with random weights (a fabricated checkpoint in a temporary TORCH_HOME: "
+                         "timing and payload only) on the cat photo")
     args = ap.parse_args()
     from conftest import launch_chromium, start_server, stop_server, wait_for_app, wait_for_health
     from playwright.sync_api import sync_playwright
@@ -141,7 +145,15 @@ def main() -> None:
     import conftest
 
     conftest.ROOT = args.root.resolve()  # start_server runs streamlit from conftest.ROOT
-    picked = CASES if args.cases == "all" else [CASES[int(i) - 1] for i in args.cases.split(",")]
+    picked = CASES if args.cases == "all" else [CASES[int(i) - 1] for i in args.cases.split(",") if i]
+    if args.photo:
+        import tempfile
+
+        from explorer.models.imagenet import save_random_checkpoint
+
+        os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="bench-slider-torch-")  # the server inherits it
+        save_random_checkpoint("resnet18")
+        picked = [*picked, PHOTO_CASE]
     proc, base = start_server(log_path=Path("/tmp/bench_browser_slider.log"))
     rows = []
     try:

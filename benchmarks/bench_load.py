@@ -29,7 +29,6 @@ import asyncio
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -39,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from st_client import Client, slider_state  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
+from st_client import Client, scrub_state  # noqa: E402
 
-AS_MARK = r":gray\[Adversarial prediction\]"
+AS_MARK = r"<component [\w.]*eps_scrubber>"  # the scrubber: it holds the adversarial prediction
 CHART_MARK = r"^<(plotly_chart|image)>$"
 SLIDER_INDICES = (8, 20, 33, 47, 60)
 
@@ -183,19 +182,19 @@ async def one_session(port: int, link: Link, moves: list[int], t_start: float, p
         log.errors += r.errors
         if link.page == "attack_studio":
             log.answers[-1] = Answers(c.card("Adversarial prediction"), c.card("Flip ε"))
-            slider = c.find_slider("ε")
+            slider = c.find_scrubber()
             for idx in moves:
                 if slider is None:
-                    log.errors.append("no ε slider on the page")
+                    log.errors.append("no ε scrubber on the page")
                     break
                 await asyncio.sleep(pause)
-                r = await c.set_widget(slider_state(slider, idx), marker=AS_MARK, timeout=timeout)
+                r = await c.set_widget(scrub_state(slider, idx), marker=AS_MARK, timeout=timeout)
                 log.errors += r.errors
                 if r.marker_s is not None:
                     log.moves.append(r.marker_s)
                 log.move_full.append(r.seconds)
                 log.answers[idx] = Answers(c.card("Adversarial prediction"), c.card("Flip ε"))
-                slider = c.find_slider("ε") or slider
+                slider = c.find_scrubber() or slider
     except Exception as exc:  # noqa: BLE001 - a broken session is an error of the run, not of the script
         log.errors.append(f"{exc.__class__.__name__}: {exc}")
     finally:

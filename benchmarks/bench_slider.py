@@ -1,4 +1,8 @@
-"""Attack Studio's slider response: the page's rerun after an ε slider move, with the sweep cached (AppTest).
+"""Attack Studio's server rerun when the ε slider rests on a new value, with the sweep cached (AppTest).
+
+The slider itself answers in the browser (``explorer.scrubber``; ``bench_browser_slider.py`` times that): this is
+the rerun that follows once it rests, which writes the share link and computes the size metrics, 8-bit check and
+noise baseline at that ε.
 
     python benchmarks/bench_slider.py [--moves 10] [--photo]
 
@@ -13,6 +17,7 @@ checkpoint in a temporary TORCH_HOME: timing only) on the cat photo.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -40,6 +45,26 @@ def timed_run(at) -> float:
     return elapsed
 
 
+def scrubber(at):
+    """The ε scrubber element of the page (a ``st.components.v2`` component)."""
+    def walk(node):
+        for c in getattr(node, "children", {}).values():
+            if str(getattr(c, "key", "")).startswith("as_scrub_"):
+                return c
+            found = walk(c)
+            if found is not None:
+                return found
+        return None
+    found = walk(at.main)
+    if found is None:
+        raise RuntimeError("no ε scrubber on the page")
+    return found
+
+
+def scrubber_key(at) -> str:
+    return scrubber(at).key
+
+
 def bench_case(name: str, params: dict[str, str], grid: tuple[float, ...], moves: int) -> list[str]:
     from streamlit.testing.v1 import AppTest
 
@@ -61,14 +86,15 @@ def bench_case(name: str, params: dict[str, str], grid: tuple[float, ...], moves
         first = timed_run(at)
         rerun = statistics.median(timed_run(at) for _ in range(3))
         swept = len(calls)
-        start_value = at.select_slider[0].value
+        key = scrubber_key(at)
+        start = json.loads(scrubber(at).proto.json)["index"]
         # spread the moves over the grid, skipping the starting ε
-        picks = [grid[int(round(i * (len(grid) - 1) / moves))] for i in range(moves + 1)]
-        picks = [e for e in dict.fromkeys(picks) if e != start_value][:moves]
+        picks = [int(round(i * (len(grid) - 1) / moves)) for i in range(moves + 1)]
+        picks = [i for i in dict.fromkeys(picks) if i != start][:moves]
         fresh, again = [], []
         for times in (fresh, again):
-            for e in picks:
-                at.select_slider[0].set_value(e)
+            for i in picks:
+                at.session_state[key] = {"index": i}  # what the browser sends when the slider rests
                 times.append(timed_run(at))
         during = len(calls) - swept
     finally:
@@ -107,7 +133,7 @@ def main() -> None:
         cases.append(("resnet18 (random) · FGSM", {"model": "resnet18", "image": "photo:chelsea"},
                       rules.eps_grid("fgsm", True, (3, 224, 224))))
     rows = [bench_case(name, params, grid, args.moves) for name, params, grid in cases]
-    print(f"Attack Studio slider response (AppTest at.run(), medians; {platform.processor() or platform.machine()}, "
+    print(f"Attack Studio: the server rerun once the ε slider rests (AppTest at.run(), medians; {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__})")
     print(format_table(["case", "first run", "rerun", "move: new ε", "move: seen ε", "moves", "sweeps in moves",
                         f"< {TARGET_MS:.0f} ms (seen / new)"], rows))

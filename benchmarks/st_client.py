@@ -15,6 +15,7 @@ Only for 127.0.0.1 (the load test refuses other hosts).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from typing import Any
 
 import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.Common_pb2 import StringArray
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
 
@@ -48,6 +48,7 @@ class Client:
     query: str = ""
     auto: dict[str, float] = field(default_factory=dict)  # fragment id -> interval
     widget_values: dict[str, WidgetState] = field(default_factory=dict)
+    _frames: dict[str, dict] = field(default_factory=dict)  # sweep id -> the scrubber's frames (as a browser keeps)
 
     async def connect(self) -> None:
         if self.host not in ("127.0.0.1", "localhost"):
@@ -159,14 +160,35 @@ class Client:
     def ordered(self) -> list[Any]:
         return [self.elements[p] for p in sorted(self.elements)]
 
-    def find_slider(self, label_prefix: str) -> Any | None:
+    def find_scrubber(self) -> Any | None:
+        """Attack Studio's ε scrubber (a ``bidi_component``), or None."""
         for el in self.ordered():
-            if el.WhichOneof("type") == "slider" and el.slider.label.startswith(label_prefix):
-                return el.slider
+            if el.WhichOneof("type") == "bidi_component" and el.bidi_component.component_name.endswith("eps_scrubber"):
+                return el.bidi_component
         return None
 
+    def scrub_data(self) -> dict | None:
+        """The scrubber's data as the browser holds it: a lite update (after a slider commit) refers to the frames
+        an earlier run sent, by sweep id."""
+        comp = self.find_scrubber()
+        if comp is None:
+            return None
+        data = json.loads(comp.json)
+        if data.get("lite"):
+            return {**data, **self._frames.get(data["sweep"], {})}
+        self._frames = {data["sweep"]: {k: data[k] for k in ("frames", "orig", "chart")}}
+        return data
+
     def card(self, label: str) -> str | None:
-        """The value of an Attack Studio card (``:gray[label]\\n#### value``)."""
+        """The value of an Attack Studio card: the scrubber's (the adversarial prediction at its current frame)
+        or a markdown card (``:gray[label]`` then ``#### value``)."""
+        data = self.scrub_data()
+        if data is not None:
+            if label == "Adversarial prediction" and "frames" in data:
+                return data["frames"][data["index"]]["label"]
+            for c in data.get("cards", []):
+                if c["label"] == label:
+                    return c["value"]
         for t in self.texts():
             m = re.search(r":gray\[" + re.escape(label) + r"\]\s*\n#### (.+)", t)
             if m:
@@ -174,12 +196,9 @@ class Client:
         return None
 
 
-def slider_state(slider: Any, index: int) -> WidgetState:
-    """A select_slider moved to option ``index``: what the browser sends (the option's formatted text, as a
-    ``string_array_value``, in Streamlit 1.67)."""
-    s = WidgetState(id=slider.id)
-    s.string_array_value.CopyFrom(StringArray(data=[slider.options[index]]))
-    return s
+def scrub_state(component: Any, index: int) -> WidgetState:
+    """The ε scrubber resting on grid ``index``: what the browser sends (the component's state as JSON)."""
+    return WidgetState(id=component.id, json_value=json.dumps({"index": int(index)}))
 
 
 def _text_of(el: Any) -> str | None:
@@ -190,6 +209,8 @@ def _text_of(el: Any) -> str | None:
         return el.alert.body
     if t == "plotly_chart":
         return "<plotly_chart>"
+    if t == "bidi_component":
+        return f"<component {el.bidi_component.component_name}>"
     if t == "imgs":
         return "<image>"
     return None

@@ -37,6 +37,8 @@ _DEFAULTS: dict[str, tuple[int, int]] = {
     "EXPLORER_MAX_EPS_POINTS": (64, 16),  # values of ε in one dataset evaluation's grid
     "EXPLORER_WORKERS": (2, 2),  # heavy-job workers of one server
     "EXPLORER_SESSION_JOBS": (2, 1),  # heavy jobs one session may have running at once
+    # a request whose cost (forward passes of a 28 x 28 image's worth of pixels) reaches this runs as a queued job
+    "EXPLORER_JOB_THRESHOLD": (5000, 2000),
     "EXPLORER_TORCH_THREADS": (0, 0),  # torch threads per process; 0: torch's default (local), cores / workers (hosted)
 }
 
@@ -99,6 +101,7 @@ class Settings:
     max_eps_points: int
     workers: int
     session_jobs: int
+    job_threshold: int
     torch_threads: int
     redis_url: str | None = None  # EXPLORER_REDIS_URL: a shared result store and presenter rooms for replicas
 
@@ -146,6 +149,7 @@ def get_settings() -> Settings:
         max_eps_points=_int("EXPLORER_MAX_EPS_POINTS"),
         workers=_int("EXPLORER_WORKERS"),
         session_jobs=_int("EXPLORER_SESSION_JOBS"),
+        job_threshold=_int("EXPLORER_JOB_THRESHOLD"),
         torch_threads=_int("EXPLORER_TORCH_THREADS"),
         redis_url=(os.environ.get("EXPLORER_REDIS_URL") or "").strip() or None,
     )

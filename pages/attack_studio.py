@@ -109,10 +109,14 @@ try:
         grid = rules.eps_grid(attack, photo, spec.input_shape, eps_max)
         config = settings.sweep_config(target)
         check_config(config, len(names), y, input_shape=spec.input_shape)
-        sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, config, grid, sel.device, sel.x,
-                                    keep_images=not aspec.direction)
+        # a heavy sweep (a photo model) is a queued job shared by every session that asks for it: its status box
+        # (queue position, progress, cancel) is drawn here, and the page continues once it is done
+        sw = attack_cache.sweep_or_job(sel.model_id, sel.digest, y, config, grid, sel.device, sel.x,
+                                       keep_images=not aspec.direction, slot="attack_studio.sweep")
 except (ValueError, RuntimeError) as exc:
     st.error(f"The attack cannot run: {one_line(exc)}")
+    st.stop()
+if not minimal and sw is None:
     st.stop()
 other_config = None
 if overlay:
@@ -120,11 +124,13 @@ if overlay:
                                       random_start=settings.values.get("random_start", True),
                                       seed=settings.values.get("seed", 0), target=target)
     try:
-        other_sw = attack_cache.eps_sweep(sel.model_id, sel.digest, y, other_config, grid, sel.device, sel.x,
-                                          keep_images=False)
+        other_sw = attack_cache.sweep_or_job(sel.model_id, sel.digest, y, other_config, grid, sel.device, sel.x,
+                                             slot="attack_studio.overlay")
     except (ValueError, RuntimeError) as exc:
-        other_config = None
+        other_sw = None
         st.warning(f"{ATTACK_NAMES[other]} could not run: {one_line(exc)}")
+    if other_sw is None:
+        other_config = None  # the chart shows the overlay once its job is done
 
 # ---- the summary cards that do not move with ε ----------------------------------------------------------
 where_clean = f"{clean_probs[y] * 100:.1f}% on the clean image · {y_source}"

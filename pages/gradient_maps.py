@@ -259,10 +259,12 @@ st.markdown(f"**{info.label}** — {info.summary} [{info.paper}]({info.url})")
 
 maps_ok = True
 try:
-    clean_maps = attr_cache.maps(sel.model_id, sel.digest, (y, flip), attr_config, sel.device, sel.x,
-                                 _label=f"{info.label}, clean image")
-    adv_maps = attr_cache.maps(sel.model_id, adv_digest, (y, flip), attr_config, sel.device, adv,
-                               _label=f"{info.label}, adversarial image")
+    # SmoothGrad / IG on a photo model is heavy: it runs as a queued job (its status box is drawn here)
+    clean_maps = attr_cache.maps_or_job(sel.model_id, sel.digest, (y, flip), attr_config, sel.device, sel.x,
+                                        f"{info.label}, clean image", slot="gradient_maps.clean")
+    adv_maps = attr_cache.maps_or_job(sel.model_id, adv_digest, (y, flip), attr_config, sel.device, adv,
+                                      f"{info.label}, adversarial image", slot="gradient_maps.adversarial")
+    maps_ok = clean_maps is not None and adv_maps is not None
 except ValueError as exc:
     st.warning(f"{info.label} cannot run on {esc(spec.name)}: {esc(exc)}")
     maps_ok = False

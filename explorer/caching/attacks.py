@@ -30,7 +30,7 @@ from explorer.runs.requests import (
 
 PROGRESS_AFTER_S = 0.5
 __all__ = ["PointChecks", "adversarial", "attack", "attack_work", "eps_sweep", "point_checks", "scrub_frames",
-           "sweep_work"]
+           "sweep_or_job", "sweep_work"]
 
 
 class _Progress(ProgressBar):
@@ -71,6 +71,19 @@ def attack(model_id: str, image_digest: str, label: int, config: AttackConfig, d
         return run(AttackRequest(model_id, image_digest, int(label), config, device, _x), progress=bar)
     finally:
         bar.close()
+
+
+def sweep_or_job(model_id: str, image_digest: str, label: int, config: AttackConfig, eps_grid: tuple[float, ...],
+                 device: str | None, x: np.ndarray, keep_images: bool = False, *, slot: str) -> SweepResult | None:
+    """The sweep, computed here (cached, with its bar) when it is light, else a queued job shared with every
+    session that asks for it: None while it waits or runs (its status box is drawn where the call is)."""
+    from explorer.caching import jobs
+
+    request = SweepRequest(model_id, image_digest, int(label), config, tuple(eps_grid), device, x,
+                           keep_images=keep_images)
+    return jobs.run_or_queue(
+        request, slot=slot, label=f"{registry.get(config.attack).label} at {len(eps_grid)} values of ε",
+        inline=lambda: eps_sweep(model_id, image_digest, label, config, tuple(eps_grid), device, x, keep_images))
 
 
 def adversarial(model_id: str, image_digest: str, label: int, config: AttackConfig, device: str | None,

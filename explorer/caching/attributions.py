@@ -46,3 +46,15 @@ def maps(model_id: str, image_digest: str, target: int | tuple[int, ...], config
     """
     targets = (int(target),) if isinstance(target, (int, np.integer)) else tuple(int(t) for t in target)
     return compute_maps(model_id, device, _x, targets, config, _label, image_digest)
+
+
+def maps_or_job(model_id: str, image_digest: str, target: int | tuple[int, ...], config: AttributionConfig,
+                device: str | None, x: np.ndarray, label: str = "", *, slot: str) -> np.ndarray | None:
+    """``maps`` when the request is light; else a queued job (None while it waits or runs, its status box drawn
+    where the call is). SmoothGrad or Integrated Gradients on a photo model is the heavy case."""
+    from explorer.caching import jobs
+
+    targets = (int(target),) if isinstance(target, (int, np.integer)) else tuple(int(t) for t in target)
+    request = AttributionRequest(model_id, image_digest, targets, config, device, x)
+    return jobs.run_or_queue(request, slot=slot, label=label or f"{config.method} on {model_id}",
+                             inline=lambda: maps(model_id, image_digest, targets, config, device, x, _label=label))

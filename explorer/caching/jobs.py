@@ -9,6 +9,9 @@ In a page::
         st.stop()          # a status box (queue position / progress / cancel) is drawn here meanwhile
     ... draw sw ...
 
+or ``jobs.run_or_queue(request, slot=..., label=..., inline=lambda: cached_fn(...))``: light requests (cost under
+``EXPLORER_JOB_THRESHOLD``) take the page's own cached path, heavy ones the queue.
+
 and once per run, in the shared sidebar: ``jobs.sidebar_load()`` (a line about the server's load when it is busy).
 
 * ``result`` submits on behalf of this browser session (deduplicated by request digest across sessions); a
@@ -26,13 +29,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import streamlit as st
 
 from explorer.jobs import DONE, FAILED, JobQueue, JobView, job_queue
 from explorer.runs.base import Request
 
+T = TypeVar("T")
 POLL_S = 0.5
 REAP_S = 10.0
 CANCELLED_KEY = "_jobs_cancelled"  # session: digests this session cancelled (not resubmitted by reruns)
@@ -152,6 +157,16 @@ def result(request: Request, *, slot: str, label: str = "Computing") -> Any | No
         return None
     _status(digest, session_id(), label)
     return None
+
+
+def run_or_queue(request: Request, *, slot: str, label: str, inline: Callable[[], T]) -> T | None:
+    """``inline()`` (the page's cached path, with its own progress bar) when the request is light; otherwise the
+    queued job's result, or None while it waits or runs (its status box is drawn here) or after it failed."""
+    try:
+        heavy = queue().is_heavy(request)
+    except (TypeError, ValueError):
+        heavy = False
+    return result(request, slot=slot, label=label) if heavy else inline()
 
 
 def load_line() -> str | None:

@@ -65,5 +65,6 @@ def job_queue() -> JobQueue:
 
             s = get_settings()
             configure_torch_threads(s)
-            _queue = JobQueue(workers=s.workers, session_jobs=s.session_jobs, store=shared_default_store())
+            _queue = JobQueue(workers=s.workers, session_jobs=s.session_jobs, store=shared_default_store(),
+                              threshold=s.job_threshold)
         return _queue

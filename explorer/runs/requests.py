@@ -116,6 +116,14 @@ def sweep_work(config: AttackConfig, n: int) -> float:
     return (n + 8) * (spec.cost(config) - 1) + 1
 
 
+REFERENCE_PIXELS = 28 * 28  # a request's cost is counted in forward passes of an image this size
+
+
+def pixel_scale(x: np.ndarray | None) -> float:
+    """How many 28 x 28 images' worth of values ``x`` (C x H x W) holds (at least 1/16)."""
+    return max(1 / 16, (0 if x is None else np.asarray(x).size) / REFERENCE_PIXELS)
+
+
 def attack_work(config: AttackConfig) -> float:
     """Forward passes of one single-image attack (the spec's cost model)."""
     return float(registry.get(config.attack).cost(config))
@@ -208,6 +216,10 @@ class SweepRequest(Request):
             raise ValueError("a grid needs at least 2 values")
         check_config(self.config, len(spec.class_names), int(self.label), input_shape=spec.input_shape)
 
+    def cost(self) -> float:
+        """Forward passes of a 28 x 28 image's worth (the job queue queues what reaches its threshold)."""
+        return sweep_work(self.config, len(self.grid)) * pixel_scale(self.x)
+
     def execute(self, executor: Executor, progress: ProgressFn | None = None) -> SweepResult:
         model = counted(_model(self.model_id, self.device), sweep_work(self.config, len(self.grid)), progress)
         return sweep(model, np.asarray(self.x, np.float32)[None], int(self.label), self.config, list(self.grid),
@@ -283,6 +295,17 @@ class AttributionRequest(Request):
                              f"{', '.join(METHODS)}")
         if not self.targets:
             raise ValueError("give at least one class to explain")
+
+    def cost(self) -> float:
+        """Forward + backward passes (counted as 2 forwards) of a 28 x 28 image's worth, per target."""
+        c = self.config
+        passes = {"smoothgrad": c.n_samples, "integrated_gradients": c.steps, "ig": c.steps}.get(c.method, 1)
+        if c.method == "occlusion":
+            side = max(np.asarray(self.x).shape[-2:]) if self.x is not None else 8
+            window = c.window or max(1, side // 8)
+            stride = c.stride or max(1, window // 2)
+            passes = (max(1, (side - window) // stride + 1)) ** 2
+        return 2.0 * passes * len(self.targets) * pixel_scale(self.x)
 
     def execute(self, executor: Executor, progress: ProgressFn | None = None) -> np.ndarray:
         from explorer.attributions import attribute

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -290,6 +291,73 @@ def soak_phase(srv: Server, links: list[Link], seconds: float, wave: int = 10) -
     return asyncio.run(go())
 
 
+FOLLOW_VIEWS = [  # (page, params, a marker of that page's content)
+    ("gradient_maps", {"model": "digits-cnn", "image": "digits:4", "attack": "fgsm", "eps": "0.1"}, r"^Gradient maps$"),
+    ("attack_studio", {"model": "digits-cnn", "image": "digits:3", "attack": "fgsm", "eps": "0.2"}, AS_MARK),
+    ("boundaries", {"model": "digits-cnn", "image": "digits:6"}, r"^Decision boundaries$"),
+    ("attack_studio", {"model": "digits-mlp", "image": "digits:9", "attack": "pgd", "eps": "0.1"}, AS_MARK),
+]
+
+
+def follower_phase(followers: int, timeout: float = 120.0) -> tuple[list[float], int, list[str]]:
+    """Presenter mode: ``followers`` sessions follow one room (a real redis-server as the shared room store, as
+    with several replicas); the presenter pushes each view of FOLLOW_VIEWS and every follower's time from the
+    push to that page's content on its screen is recorded. Returns (latencies, pushes, errors)."""
+    import shutil
+    import tempfile
+
+    from explorer.rooms import ViewState
+    from explorer.rooms.redis_store import RedisRoomStore
+
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        return [], 0, ["redis-server is not installed: the follower phase needs it"]
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="bench-rooms-")
+    redis_proc = subprocess.Popen([redis_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    time.sleep(0.5)
+    srv = Server(env={"EXPLORER_REDIS_URL": url})
+    latencies: list[float] = []
+    errors: list[str] = []
+    try:
+        store = RedisRoomStore(url)
+        room = store.create()
+        first_page, first_params, first_mark = FOLLOW_VIEWS[-1]
+        store.set_view(room.code, room.presenter_key, ViewState(first_page, first_params))
+
+        async def go():
+            clients = [Client(srv.port) for _ in range(followers)]
+            for c in clients:
+                await c.connect()
+            opened = await asyncio.gather(*(c.open("", f"room={room.code}", marker=first_mark, timeout=timeout)
+                                            for c in clients))
+            errors.extend(e for r in opened for e in r.errors)
+            for page, params, mark in FOLLOW_VIEWS:
+                await asyncio.sleep(1.5)  # everyone idle on the previous view, polling
+                store.heartbeat(room.code, room.presenter_key)
+                t0 = time.perf_counter()
+                store.set_view(room.code, room.presenter_key, ViewState(page, params))
+                got = await asyncio.gather(*(c._read_run(t0, re.compile(mark), timeout) for c in clients))
+                for r in got:
+                    errors.extend(r.errors)
+                    if r.marker_s is None:
+                        errors.append(f"a follower never showed {page}")
+                    else:
+                        latencies.append(r.marker_s)
+            for c in clients:
+                await c.close()
+
+        asyncio.run(go())
+    finally:
+        srv.stop()
+        redis_proc.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return latencies, len(FOLLOW_VIEWS), errors
+
+
 def browser_phase(port: int, links: list[Link], contexts: int) -> tuple[list[float], int, dict[str, str]]:
     from playwright.sync_api import sync_playwright
 
@@ -307,11 +375,10 @@ def browser_phase(port: int, links: list[Link], contexts: int) -> tuple[list[flo
             page.goto(f"http://127.0.0.1:{port}/{link.page}?{link.query}", wait_until="commit")
         for page, link in pages:
             try:
-                page.get_by_text("Adversarial prediction").first.wait_for(timeout=600_000)
+                value = page.get_by_test_id("scrub-adv-card").locator(".ae-card-value")
+                value.wait_for(timeout=600_000)
                 times.append(time.perf_counter() - t0)
-                card = page.locator("div[data-testid='stMarkdownContainer']", has_text="Adversarial prediction")
-                lines = [x.strip() for x in card.first.inner_text().split("\n") if x.strip()]
-                labels[str(link)] = lines[lines.index("Adversarial prediction") + 1]
+                labels[str(link)] = value.inner_text().strip()
                 if page.locator("[data-testid='stException']").count():
                     errors += 1
             except Exception:  # noqa: BLE001
@@ -328,11 +395,22 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=0.0)
     ap.add_argument("--browsers", type=int, default=0)
     ap.add_argument("--only-browsers", action="store_true", help="baseline, then only the Chromium phase")
+    ap.add_argument("--followers", type=int, default=0,
+                    help="presenter mode: this many sessions follow one room (Redis), 4 views pushed")
+    ap.add_argument("--only-followers", action="store_true", help="only the presenter-mode phase")
     ap.add_argument("--max-s", type=float, default=1500, help="hard limit for the whole run (seconds)")
     a = ap.parse_args()
-    if a.sessions > 60 or a.browsers > 20 or a.soak_s > 1800:
-        sys.exit("bounded: at most 60 sessions, 20 browsers, 30 min of soak")
+    if a.sessions > 60 or a.browsers > 20 or a.soak_s > 1800 or a.followers > 60:
+        sys.exit("bounded: at most 60 sessions, 20 browsers, 60 followers, 30 min of soak")
     threading.Timer(a.max_s, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+    if a.followers:
+        lat, pushes, ferr = follower_phase(a.followers)
+        print(f"presenter mode: {a.followers} followers of one room (Redis store), {pushes} views pushed")
+        print(f"  errors: {len(ferr)}" + "".join(f"\n    {e}" for e in ferr[:8]))
+        print(f"  push -> the new page's content on each follower's screen: {fmt_s(lat)}; max "
+              f"{max(lat) if lat else float('nan'):.2f} s; within 1 s: {sum(x <= 1.0 for x in lat)} of {len(lat)}")
+        if a.only_followers:
+            os._exit(0)
     from explorer.models import Status, availability
 
     mnist = availability("mnist-cnn").status == Status.AVAILABLE

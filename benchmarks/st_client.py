@@ -207,6 +207,8 @@ def _text_of(el: Any) -> str | None:
         return el.markdown.body
     if t == "alert":
         return el.alert.body
+    if t == "heading":
+        return el.heading.body
     if t == "plotly_chart":
         return "<plotly_chart>"
     if t == "bidi_component":

@@ -5,7 +5,7 @@ Called once per run from ``explorer.state.sidebar()`` (``teaching.on_every_page(
 * the **lesson bar** while ``lesson=NAME&step=k`` is in the URL: previous / next, "step k of n", the step's text,
   its offline note, and its question with an anonymous answer (sent to the room when following one);
 * ``hidden(control)``: whether the URL's ``hide=`` hides a control (TensorFlow Playground's ``hide=``);
-* **following a room** (``room=CODE`` in the URL): a fragment polls the room store every second and switches the
+* **following a room** (``room=CODE`` in the URL): a fragment polls the room store every ``FOLLOW_POLL_S`` (0.5 s) and switches the
   page and its parameters when the presenter's view version moves; "Break away" stops following, "Rejoin" goes
   back to the presenter's current view; a presenter who went silent leaves the view as it is, with a notice;
 * **presenting**: a session that started a room (``pages/presenter.py``) pushes the view it is on, by a click or
@@ -198,7 +198,10 @@ def _apply(code: str, view: ViewState) -> None:
     open_view(view.page, dict(view.params, room=code))
 
 
-@st.fragment(run_every=1)
+FOLLOW_POLL_S = 0.5  # a follower's poll of the room: a pushed view shows within this plus one page run
+
+
+@st.fragment(run_every=FOLLOW_POLL_S)
 def _follow_fragment() -> None:
     follow = st.session_state.get(FOLLOW_KEY)
     if not follow:

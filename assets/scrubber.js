@@ -6,7 +6,7 @@
 
 const COMMIT_MS = 400;
 const FRAMES = new Map(); // sweep id -> the heavy part of its data (frames, images, chart), kept across reruns
-const HEAVY = ["frames", "orig", "chart"];
+const HEAVY = ["frames", "orig", "chart", "direction"];
 
 function el(tag, cls, parent, text) {
   const e = document.createElement(tag);
@@ -63,22 +63,22 @@ function build(root, data) {
   card(d.cards[2]);
 
   const images = el("div", "ae-images", root);
-  const figure = (testid) => {
+  const figure = (testid, drawn) => {
     const f = el("figure", "ae-figure" + (d.pixelated ? " ae-pixelated" : ""), images);
     if (testid) f.setAttribute("data-testid", testid);
-    const img = el("img", "", f);
-    img.alt = "";
+    const img = el(drawn ? "canvas" : "img", "", f); // FGSM's frames are drawn here, from the sign map
+    img.setAttribute("role", "img");
     const cap = el("figcaption", "", f);
-    return { img, cap };
+    return { fig: f, img, cap };
   };
   const orig = figure("scrub-orig");
   orig.img.src = d.orig;
   orig.img.alt = "original image";
   orig.cap.textContent = d.text.orig_caption;
-  ui.pert = figure("scrub-pert");
-  ui.pert.img.alt = "perturbation, amplified";
-  ui.adv = figure("scrub-adv");
-  ui.adv.img.alt = "adversarial image";
+  ui.pert = figure("scrub-pert", !!d.direction);
+  ui.pert.img.setAttribute("aria-label", "perturbation, amplified");
+  ui.adv = figure("scrub-adv", !!d.direction);
+  ui.adv.img.setAttribute("aria-label", "adversarial image");
   ui.adv.cap.setAttribute("data-testid", "scrub-adv-caption");
 
   const barRow = el("div", "ae-bar-cols", root);
@@ -96,6 +96,51 @@ function build(root, data) {
   return ui;
 }
 
+function decode(src) {
+  return new Promise((resolve, reject) => {
+    const im = new Image();
+    im.onload = () => {
+      const c = document.createElement("canvas");
+      c.width = im.naturalWidth;
+      c.height = im.naturalHeight;
+      const g = c.getContext("2d");
+      g.drawImage(im, 0, 0);
+      resolve(g.getImageData(0, 0, c.width, c.height));
+    };
+    im.onerror = reject;
+    im.src = src;
+  });
+}
+
+// FGSM at ε: clip(x + ε·sign) per channel, and the perturbation amplified around mid-grey (as the server's
+// perturbation_image): the same pixels as the server's frames to within one 8-bit level of rounding.
+function paintDirection(ui, pix, eps) {
+  const { orig, dir } = pix, n = orig.data.length;
+  const adv = new ImageData(orig.width, orig.height), pert = new ImageData(orig.width, orig.height);
+  const step = eps * 255;
+  let peak = 0;
+  for (let k = 0; k < n; k += 4) {
+    for (let c = 0; c < 3; c++) {
+      const s = dir.data[k + c] > 191 ? 1 : dir.data[k + c] < 64 ? -1 : 0;
+      const v = Math.min(255, Math.max(0, orig.data[k + c] + step * s));
+      adv.data[k + c] = Math.round(v);
+      const delta = v - orig.data[k + c];
+      if (Math.abs(delta) > peak) peak = Math.abs(delta);
+    }
+    adv.data[k + 3] = 255;
+  }
+  const scale = peak > 0 ? 127.5 / peak : 0;
+  for (let k = 0; k < n; k += 4) {
+    for (let c = 0; c < 3; c++) pert.data[k + c] = Math.round(127.5 + scale * (adv.data[k + c] - orig.data[k + c]));
+    pert.data[k + 3] = 255;
+  }
+  for (const [box, data] of [[ui.adv.img, adv], [ui.pert.img, pert]]) {
+    box.width = data.width;
+    box.height = data.height;
+    box.getContext("2d").putImageData(data, 0, 0);
+  }
+}
+
 function show(root, i) {
   const d = root._data, ui = root._ui, f = d.frames[i];
   root._index = i;
@@ -109,10 +154,16 @@ function show(root, i) {
   ui.advCard.note.replaceChildren();
   el("span", "", ui.advCard.note, f.note);
   el("span", "ae-" + f.tone, ui.advCard.note, f.verdict);
-  ui.pert.img.src = f.pert;
+  if (d.direction) {
+    if (root._pixels) paintDirection(ui, root._pixels, d.eps[i]);
+    else root._decoding.then(() => { if (root._index === i) paintDirection(ui, root._pixels, d.eps[i]); });
+  } else {
+    ui.pert.img.src = f.pert;
+    ui.adv.img.src = f.adv;
+  }
   ui.pert.cap.textContent = f.pert_caption;
-  ui.adv.img.src = f.adv;
   ui.adv.cap.textContent = f.adv_caption;
+  ui.adv.fig.setAttribute("data-frame", String(i));
   bars(ui.bars, f.bars_title, f.top, d.names, d.y);
   if (ui.marker) {
     const c = d.chart, span = (c.xmax - c.xmin) || 1;
@@ -147,6 +198,10 @@ export default function (component) {
     root._sweep = data.sweep;
     root._committed = data.index;
     root._ui = build(root, data);
+    root._pixels = null;
+    root._decoding = data.direction
+      ? Promise.all([decode(data.orig), decode(data.direction)]).then(([orig, dir]) => { root._pixels = { orig, dir }; })
+      : Promise.resolve();
     const commit = () => {
       clearTimeout(root._timer);
       root._timer = setTimeout(() => {

@@ -40,10 +40,9 @@ PHOTO_CASE = ("resnet18 (random weights), FGSM, cat photo", "?model=resnet18&ima
 _ADV_STATE_JS = """
 () => {
   const scrub = document.querySelector('[data-testid="scrub-adv"]');
-  if (scrub) {
-    const img = scrub.querySelector('img');
+  if (scrub) {  // the frame index it shows (an <img> of the frame, or a <canvas> the browser drew it on)
     const cap = scrub.querySelector('[data-testid="scrub-adv-caption"]');
-    return img && cap ? [img.getAttribute('src').slice(-64), cap.textContent] : null;
+    return cap ? [scrub.getAttribute('data-frame'), cap.textContent] : null;
   }
   for (const fig of document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"]')) {
     const cap = fig.querySelector('[data-testid="stImageCaption"]') || fig.parentElement;
@@ -64,7 +63,7 @@ _ARM_JS = """
   const tick = () => {
     const now = JSON.stringify(state());
     if (window.__move.t0 !== null && now !== before && now !== 'null') {
-      const img = document.querySelector('[data-testid="scrub-adv"] img');
+      const img = document.querySelector('[data-testid="scrub-adv"] img');  // a frame image must have loaded
       if (!img || img.complete) { window.__move.t1 = performance.now(); return; }
     }
     requestAnimationFrame(tick);

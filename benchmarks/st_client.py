@@ -176,7 +176,7 @@ class Client:
         data = json.loads(comp.json)
         if data.get("lite"):
             return {**data, **self._frames.get(data["sweep"], {})}
-        self._frames = {data["sweep"]: {k: data[k] for k in ("frames", "orig", "chart")}}
+        self._frames = {data["sweep"]: {k: data.get(k) for k in ("frames", "orig", "chart", "direction")}}
         return data
 
     def card(self, label: str) -> str | None:

@@ -38,7 +38,7 @@ def _state_index(key: str) -> int | None:
         return None
 
 
-HEAVY = ("frames", "orig", "chart")  # what a lite update leaves out
+HEAVY = ("frames", "orig", "chart", "direction")  # what a lite update leaves out
 
 
 def _asked_for_frames(key: str) -> bool:

@@ -132,6 +132,16 @@ def test_deep_link_pick_a_sample_and_slide_past_the_flip(fresh_server, page, wai
     from explorer.attacks.quantize import from_png_bytes
 
     assert from_png_bytes(png).shape == (1, 8, 8)
+    # the frame the browser drew (FGSM: clip(x + ε·sign) from the original and the sign map) is the server's
+    # adversarial to within one 8-bit level
+    drawn = page.evaluate("""() => {
+        const c = document.querySelector('[data-testid="scrub-adv"] canvas');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).filter((_, k) => k % 4 === 0);
+    }""")
+    import numpy as np
+
+    server = np.rint(from_png_bytes(png)[0] * 255).astype(int).reshape(-1)
+    assert len(drawn) == 64 and np.abs(np.asarray(drawn) - server).max() <= 1
     with page.expect_download() as json_download:
         page.get_by_role("button", name="Run record (JSON)").click()
     record = json.loads(Path(json_download.value.path()).read_text())

@@ -57,7 +57,7 @@ _CHECK_JS = """
     '[data-testid="stHeading"] h4', '[data-testid="stCaptionContainer"]', '[data-testid="stPlotlyChart"]',
     '[data-testid="stAlert"]',
     // Attack Studio's ε scrubber (a component: its own elements)
-    '.ae-scrub .ae-card', '.ae-scrub figure img', '.ae-scrub figcaption', '.ae-scrub .ae-bars', '.ae-scrub .ae-chart',
+    '.ae-scrub .ae-card', '.ae-scrub figure img', '.ae-scrub figure canvas', '.ae-scrub figcaption', '.ae-scrub .ae-bars', '.ae-scrub .ae-chart',
     '.ae-scrub .ae-head', '.ae-scrub .ae-caption',
   ].join(',');
   const els = Array.from(main.querySelectorAll(boxSel)).filter(visible);

@@ -174,8 +174,18 @@ def write_shared_attack(**values: str | None) -> None:
 
 
 def _model_label(spec: ModelSpec) -> str:
+    """The picker's groups (ordered by ``_group_rank``): a ready model by its name, the others marked
+    "needs download" or "unavailable here"."""
     status = availability(spec.id).status
-    return spec.name if status in (Status.AVAILABLE, Status.NEEDS_TRAINING) else f"{spec.name} ({status.value})"
+    if status in (Status.AVAILABLE, Status.NEEDS_TRAINING):
+        return spec.name
+    return f"{spec.name} · " + ("needs download" if status == Status.NEEDS_DOWNLOAD else "unavailable here")
+
+
+def _group_rank(model_id: str) -> int:
+    """Order of the picker's groups: ready here, then needs download, then unavailable."""
+    status = availability(model_id).status
+    return 0 if status in (Status.AVAILABLE, Status.NEEDS_TRAINING) else 1 if status == Status.NEEDS_DOWNLOAD else 2
 
 
 USER_MODELS_KEY = "user_models"  # ids of the models this session uploaded (others' uploads stay private)
@@ -209,7 +219,7 @@ def _pick_model() -> str:
     if wanted not in specs:
         st.sidebar.warning(f"Unknown model {wanted!r} in the link; showing {get_spec(DEFAULT_MODEL).name}.")
         wanted = DEFAULT_MODEL
-    ids = list(specs)
+    ids = sorted(specs, key=_group_rank)  # stable: the registry's order within each group
     if st.session_state.get("model_pick") not in specs:
         st.session_state.pop("model_pick", None)
     model_id = st.sidebar.selectbox(
@@ -219,12 +229,12 @@ def _pick_model() -> str:
     spec = specs[model_id]
     avail = availability(model_id)
     if avail.status == Status.NEEDS_DOWNLOAD:
-        st.sidebar.info(f"{spec.name} needs its weights once (not available offline). On an offline machine run "
-                        f"`{avail.fix}` where there is internet and copy the cache (see README).")
+        # one short line: the page's card says what to run (the full text is not repeated here)
+        st.sidebar.caption(f"{spec.name} needs its weights once: see the page.")
         if st.sidebar.button(f"Download {spec.name} now", key=f"download_{model_id}", icon=":material/download:"):
             _download_now(spec)
     elif avail.status == Status.UNAVAILABLE:
-        st.sidebar.warning(f"{spec.name} is unavailable: {avail.reason}. Fix: `{avail.fix}`")
+        st.sidebar.caption(f"{spec.name} is unavailable here: see the page.")
     _user_model_form()
     return model_id
 
@@ -289,6 +299,14 @@ def _uploaded_image() -> LoadedImage | None:
     return img
 
 
+SAMPLE_USERS = {  # which models can use each kind of sample (the image picker's help)
+    "photo": "Photos are for the ImageNet models (ResNet, MobileNet, EfficientNet, ConvNeXt, ViT) and RGB models "
+             "you upload; each needs its weights once.",
+    "digits": "8×8 digits are for the Digits models (ready offline).",
+    "mnist": "28×28 digits are for the MNIST models (need the MNIST files).",
+}
+
+
 def _pick_image(spec: ModelSpec) -> LoadedImage:
     kind = SAMPLE_KIND.get(spec.dataset, "photo")
     samples = [s for s in list_samples() if s.kind == kind] or list_samples("photo")
@@ -309,7 +327,7 @@ def _pick_image(spec: ModelSpec) -> LoadedImage:
             wanted = DEFAULT_IMAGE.get(kind, ids[0]) if DEFAULT_IMAGE.get(kind) in names else ids[0]
     sample_id = st.sidebar.selectbox("Image", ids, index=ids.index(wanted), format_func=lambda i: names[i],
                                      key=f"image_pick_{kind}", help="Samples ship with installed packages: "
-                                     "they work offline.")
+                                     "they work offline. " + SAMPLE_USERS.get(kind, ""))
     upload = _uploaded_image()
     if upload is not None:
         return upload

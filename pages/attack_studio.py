@@ -58,7 +58,7 @@ def starting_eps(raw: str | None, attack: str, photo: bool, scale: str, top_choi
 # ---------------------------------------------------------------------------------------------- page
 
 sel = state.sidebar()
-model = caching.require_model(sel.model_id, sel.device)
+model = caching.require_model(sel.model_id, sel.device, sel.image)
 spec = sel.spec
 names = spec.class_names
 photo = rules.is_photo(spec)

@@ -329,7 +329,7 @@ def slice_params(photo: bool) -> dict[str, Param]:
 
 
 def slices_tab(sel: state.Selection) -> None:
-    model = caching.require_model(sel.model_id, sel.device)
+    model = caching.require_model(sel.model_id, sel.device, sel.image)
     names = tuple(str(c) for c in sel.spec.class_names)
     photo = sel.spec.is_photo_model
     kind = "photo" if photo else "small"

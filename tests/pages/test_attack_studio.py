@@ -138,9 +138,20 @@ def test_steps_cap_comes_from_the_server_setting(monkeypatch):
 
 def test_unavailable_model_is_one_message(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    at = run_page(model="resnet18")
+    at = run_page(model="resnet18", image="photo:chelsea", steps="7")
     assert not at.exception
-    assert any("prefetch resnet18" in e.value for e in at.error)
+    # ONE card with what to run: the command appears once on the whole page (sidebar included), no error boxes
+    texts = [c.value for c in at.code] + [e.value for e in at.error] + [m.value for m in at.markdown] + \
+        [c.value for c in at.caption] + [i.value for i in at.info] + [w.value for w in at.warning]
+    assert sum("prefetch resnet18" in t for t in texts) == 1, texts
+    assert not at.error
+    assert any("is not ready on this machine" in m.value for m in at.markdown)
+    assert len(at.get("image")) >= 1  # the picked photo is still shown
+    assert qp(at, "image") == "photo:chelsea" and qp(at, "steps") == "7"  # the user's other settings stay
+    # the picker groups: ready models first, then the ones that need a download, marked as such
+    box = at.selectbox(key="model_pick")
+    labels = list(box.options)  # AppTest lists the options as the picker shows them
+    assert labels.index("Digits CNN") < labels.index("ResNet-18 · needs download"), labels
 
 
 def test_moving_the_slider_never_recomputes_the_sweep(monkeypatch):

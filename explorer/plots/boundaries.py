@@ -167,7 +167,7 @@ def two_panel_figure(xs: np.ndarray, ys: np.ndarray, prob: np.ndarray, grad: np.
     titles = ("p(blue) and the decision boundary", f"∇ₓ {output_name}")
     layout = dict(
         height=height, title=dict(text=title) if title else None, plot_bgcolor="white",
-        margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.12),
+        margin=dict(l=10, r=10, t=60 + 20 * (title or "").count("<br>"), b=10), legend=dict(orientation="h", y=-0.12),
         annotations=[dict(text=t, xref="paper", yref="paper", x=(d[0] + d[1]) / 2, y=1.0, yanchor="bottom",
                           xanchor="center", showarrow=False, font=dict(size=15)) for t, d in zip(titles, _DOMAINS)],
     )

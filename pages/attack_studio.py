@@ -41,7 +41,7 @@ def card(col, label: str, value: str, note: str) -> None:
 # ---------------------------------------------------------------------------------------------- page
 
 sel = state.sidebar()
-model = caching.require_model(sel.model_id, sel.device)
+model = caching.require_model(sel.model_id, sel.device, sel.image)
 spec = sel.spec
 names = spec.class_names
 photo = rules.is_photo(spec)

@@ -75,7 +75,9 @@ def test_default_digit_flips_when_the_slider_passes_the_flip_eps():
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_each_attack_renders(attack):
-    at = run_page(attack=attack, steps="5")
+    # DeepFool's steps are its cap: 5 iterations stop short of the boundary on the default digit (a warning
+    # says so), the default 10 reach it
+    at = run_page(attack=attack, steps="10" if attack == "deepfool" else "5")
     assert not at.exception and not at.error and not at.warning
     assert at.selectbox(key="as_attack").value == attack and qp(at, "attack") == attack
     assert card(at, "Adversarial prediction")[0]
@@ -138,9 +140,20 @@ def test_steps_cap_comes_from_the_server_setting(monkeypatch):
 
 def test_unavailable_model_is_one_message(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    at = run_page(model="resnet18")
+    at = run_page(model="resnet18", image="photo:chelsea", steps="7")
     assert not at.exception
-    assert any("prefetch resnet18" in e.value for e in at.error)
+    # ONE card with what to run: the command appears once on the whole page (sidebar included), no error boxes
+    texts = [c.value for c in at.code] + [e.value for e in at.error] + [m.value for m in at.markdown] + \
+        [c.value for c in at.caption] + [i.value for i in at.info] + [w.value for w in at.warning]
+    assert sum("prefetch resnet18" in t for t in texts) == 1, texts
+    assert not at.error
+    assert any("is not ready on this machine" in m.value for m in at.markdown)
+    assert len(at.get("image")) >= 1  # the picked photo is still shown
+    assert qp(at, "image") == "photo:chelsea" and qp(at, "steps") == "7"  # the user's other settings stay
+    # the picker groups: ready models first, then the ones that need a download, marked as such
+    box = at.selectbox(key="model_pick")
+    labels = list(box.options)  # AppTest lists the options as the picker shows them
+    assert labels.index("Digits CNN") < labels.index("ResNet-18 · needs download"), labels
 
 
 def test_moving_the_slider_never_recomputes_the_sweep(monkeypatch):
@@ -230,8 +243,9 @@ def test_cw_that_misses_its_target_does_not_claim_a_smallest_perturbation():
     # one Adam step with a tiny c cannot move the digit to class 3: the page must say the goal was not reached
     at = run_page(attack="cw", target="3")
     assert not at.exception
-    at.number_input(key="as_cw_steps").set_value(1)
-    at.number_input(key="as_cw_c").set_value(0.01).run()
+    at.number_input(key="as_p_cw_adam_steps").set_value(1)
+    at.number_input(key="as_p_cw_c").set_value(0.01).run()
     value, _ = card(at, "Perturbation (goal not reached)")
     assert value.startswith("L2 ")
     assert any("did **not** reach its goal" in w.value for w in at.warning)
+

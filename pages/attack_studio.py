@@ -148,8 +148,8 @@ else:
     else:
         st.warning(f"{ATTACK_NAMES[attack]} {registry.get(attack).summary} It did **not** reach its goal ("
                    + ("the target class" if target is not None else "a different label")
-                   + f") with these settings: the perturbation it ended with is {found}. Try more steps"
-                   + (", a larger c" if attack == "cw" else ", a larger overshoot") + ".")
+                   + f") with these settings: the perturbation it ended with is {found}. Try "
+                   + ("more Adam steps, a larger c" if attack == "cw" else "more steps, a larger overshoot") + ".")
 
 # ---- summary cards ------------------------------------------------------------------------------------
 k1, k2, k3, k4 = st.columns(4)

@@ -26,6 +26,8 @@ PAGES = {
     "gradient_maps": "gradient_maps",
     "boundaries": "boundaries",
     "projections": "projections",
+    # a model that needs its weights (none on a fresh or offline machine): the one card with the picked photo
+    "offline_card": "attack_studio?model=vit_b_16&image=photo:astronaut",
 }
 
 # Everything a reader must see whole. Selectors are Streamlit's data-testids (stable across 1.4x-1.6x).

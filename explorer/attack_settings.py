@@ -273,17 +273,30 @@ class AttackWidget:
         spec = registry.get(attack)
         steps_param = spec.param("steps")
         cap = max_steps_allowed()
-        steps = int(steps_slot.number_input(
-            "Steps", 1, cap, key=self.key("steps"),
-            disabled=steps_param is None and not (self.mode == "sweep" and spec.compare),
-            help=steps_help or (f"{steps_param.help or 'iterations'} (this server allows up to {cap}, "
-                                "EXPLORER_MAX_STEPS)" if steps_param is not None else
-                                f"{spec.label} takes no steps")))
+        if self.uses_steps(spec):
+            steps = int(steps_slot.number_input(
+                "Steps", 1, cap, key=self.key("steps"),
+                help=steps_help or (f"{steps_param.help or 'iterations'} (this server allows up to {cap}, "
+                                    "EXPLORER_MAX_STEPS)" if steps_param is not None else
+                                    f"iterations of the {registry.get(spec.compare).label} curve overlaid "
+                                    f"on {spec.label}'s chart (up to {cap}, EXPLORER_MAX_STEPS)")))
+        else:
+            # not drawn (the attack takes no shared steps, e.g. Carlini-Wagner's are its "Adam steps"): the
+            # session keeps the value (set through the Session State API, so Streamlit does not drop it with the
+            # undrawn widget) for the attacks that use it, and the link keeps it too
+            steps = int(st.session_state[self.key("steps")])
+            st.session_state[self.key("steps")] = steps
         eps, eps_max = (self._draw_eps(eps_slot, attack, spec, eps_help) if self.mode == "single"
                         else self._draw_range(eps_slot, attack, spec))
         values = self._draw_params(params_slot, spec, steps)
         self._write(spec, values, eps if self.mode == "single" else None, steps, eps_max)
         return AttackSettings(attack=attack, steps=steps, values=values, eps=eps, eps_max=eps_max, photo=self.photo)
+
+    def uses_steps(self, spec: registry.AttackSpec) -> bool:
+        """True when the shared "Steps" box means something for ``spec``: the attack's own ``steps`` parameter
+        (BIM, PGD, MI-FGSM, APGD, DeepFool's cap), or, on Attack Studio, the compared attack's curve (FGSM's
+        PGD overlay). Other attacks do not show it."""
+        return spec.param("steps") is not None or (self.mode == "sweep" and spec.compare is not None)
 
     def _draw_eps(self, slot, attack: str, spec: registry.AttackSpec, help_text: str | None) -> tuple[float, None]:
         key = self.eps_key(attack)

@@ -188,8 +188,18 @@ def write_shared_attack(**values: str | None) -> None:
 
 
 def _model_label(spec: ModelSpec) -> str:
+    """The picker's groups (ordered by ``_group_rank``): a ready model by its name, the others marked
+    "needs download" or "unavailable here"."""
     status = availability(spec.id).status
-    return spec.name if status in (Status.AVAILABLE, Status.NEEDS_TRAINING) else f"{spec.name} ({status.value})"
+    if status in (Status.AVAILABLE, Status.NEEDS_TRAINING):
+        return spec.name
+    return f"{spec.name} · " + ("needs download" if status == Status.NEEDS_DOWNLOAD else "unavailable here")
+
+
+def _group_rank(model_id: str) -> int:
+    """Order of the picker's groups: ready here, then needs download, then unavailable."""
+    status = availability(model_id).status
+    return 0 if status in (Status.AVAILABLE, Status.NEEDS_TRAINING) else 1 if status == Status.NEEDS_DOWNLOAD else 2
 
 
 USER_MODELS_KEY = "user_models"  # ids of the models this session uploaded (others' uploads stay private)
@@ -271,20 +281,21 @@ def _pick_model() -> str:
     specs = _visible_specs(st.session_state.get(MODEL_PICK))
     if st.session_state.get(MODEL_PICK) not in specs:  # e.g. this session's upload left the server
         st.session_state[MODEL_PICK] = DEFAULT_MODEL
+    ids = sorted(specs, key=_group_rank)  # stable: the registry's order within each group
     model_id = st.sidebar.selectbox(
-        "Model", list(specs), format_func=lambda i: _model_label(specs[i]), key=MODEL_PICK,
+        "Model", ids, format_func=lambda i: _model_label(specs[i]), key=MODEL_PICK,
         help="Built-in digit models run offline. ImageNet models need their torchvision weights once.",
     )
     spec = specs[model_id]
     avail = availability(model_id)
     if avail.status == Status.NEEDS_DOWNLOAD:
-        st.sidebar.info(f"{safe_name(spec)} needs its weights once (not available offline). On an offline machine "
-                        f"run `{avail.fix}` where there is internet and copy the cache (see README).")
+        # one short line: the page's card says what to run (the full text is not repeated here)
+        st.sidebar.caption(f"{safe_name(spec)} needs its weights once: see the page.")
         if st.sidebar.button(f"Download {safe_name(spec)} now", key=f"download_{model_id}",
                              icon=":material/download:"):
             _download_now(spec)
     elif avail.status == Status.UNAVAILABLE:
-        st.sidebar.warning(f"{safe_name(spec)} is unavailable: {escape_md(avail.reason)}. Fix: `{avail.fix}`")
+        st.sidebar.caption(f"{safe_name(spec)} is unavailable here: see the page.")
     _user_model_form()
     return model_id
 
@@ -421,6 +432,14 @@ def _chose_sample() -> None:
     st.session_state[IMAGE_UPLOAD] = None
 
 
+SAMPLE_USERS = {  # which models can use each kind of sample (the image picker's help)
+    "photo": "Photos are for the ImageNet models (ResNet, MobileNet, EfficientNet, ConvNeXt, ViT) and RGB models "
+             "you upload; each needs its weights once.",
+    "digits": "8×8 digits are for the Digits models (ready offline).",
+    "mnist": "28×28 digits are for the MNIST models (need the MNIST files).",
+}
+
+
 def _pick_image(spec: ModelSpec) -> LoadedImage:
     kind = SAMPLE_KIND.get(spec.dataset, "photo")
     samples = [s for s in list_samples() if s.kind == kind] or list_samples("photo")
@@ -454,7 +473,8 @@ def _pick_image(spec: ModelSpec) -> LoadedImage:
         names = {current: load_sample(current).name, **names}
     sample_id = st.sidebar.selectbox("Image", list(names), format_func=lambda i: names[i], key=key,
                                      on_change=_chose_sample,
-                                     help="Samples ship with installed packages: they work offline.")
+                                     help="Samples ship with installed packages: they work offline. "
+                                     + SAMPLE_USERS.get(kind, ""))
     _uploaded_image()
     uid = st.session_state.get(IMAGE_UPLOAD)
     if uid is not None and uid in _uploads():

@@ -41,7 +41,7 @@ def card(col, label: str, value: str, note: str) -> None:
 # ---------------------------------------------------------------------------------------------- page
 
 sel = state.sidebar()
-model = caching.require_model(sel.model_id, sel.device)
+model = caching.require_model(sel.model_id, sel.device, sel.image)
 spec = sel.spec
 names = spec.class_names
 photo = rules.is_photo(spec)
@@ -208,8 +208,8 @@ if minimal:
     else:
         st.warning(f"{ATTACK_NAMES[attack]} {registry.get(attack).summary} It did **not** reach its goal ("
                    + ("the target class" if target is not None else "a different label")
-                   + f") with these settings: the perturbation it ended with is {found}. Try more steps"
-                   + (", a larger c" if attack == "cw" else ", a larger overshoot") + ".")
+                   + f") with these settings: the perturbation it ended with is {found}. Try "
+                   + ("more Adam steps, a larger c" if attack == "cw" else "more steps, a larger overshoot") + ".")
     k1, k2, k3, k4 = st.columns(4)
     for col, c in zip((k1, k2), fixed_cards):
         card(col, c["label"], esc(c["value"]), esc(c["note"]))

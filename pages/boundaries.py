@@ -188,11 +188,11 @@ def lab_tab() -> None:
                    f"{bcache.POINT_PGD_STEPS}-step PGD path (purple), both against the network shown.")
     urlstate.write({LAB["lab_point"]: None if index is None else int(index)})
 
+    # one part per line: a Plotly title cannot wrap by itself, and it must hold at 800 px
     title = (f"{DATASET_NAMES[data_cfg.name]} · {mlp_cfg.depth} × {mlp_cfg.width} "
-             f"{ACT_NAMES[mlp_cfg.activation]} · {bcache.describe_training(adv_cfg)} · "
+             f"{ACT_NAMES[mlp_cfg.activation]}<br>{bcache.describe_training(adv_cfg)}<br>"
              f"training accuracy {net.accuracy * 100:.1f}%")
-    st.markdown(f"**{title}**")  # above the chart, where it wraps at any width (a Plotly title cannot)
-    fig = two_panel_figure(g.xs, g.ys, g.prob, g.grad, g.contour, data.x, data.y, every=10, height=560)
+    fig = two_panel_figure(g.xs, g.ys, g.prob, g.grad, g.contour, data.x, data.y, every=10, title=title, height=560)
     attack = None
     if index is not None:
         attack = bcache.point_attack(data_cfg, mlp_cfg, adv_cfg, int(index), eps, norm)
@@ -238,8 +238,9 @@ def lab_tab() -> None:
         st.error(f"Cannot compute the margins: {esc(exc)}")
         return
     hist = margin_histograms(std.distance, rob.distance, norm=norm, cap=bcache.MARGIN_CAP, eps=eps,
-                             names=("standard training",
-                                    bcache.describe_training(robust_cfg).replace(" (", "<br>(")))
+                             names=("standard training", bcache.describe_training(robust_cfg)))
+    # panel titles on two lines, so they hold at 800 px (trace names stay one line)
+    hist.for_each_annotation(lambda a: a.update(text=a.text.replace(" (", "<br>(")))
     hist.update_xaxes(title_text=f"margin: distance to the boundary ({NORM_NAMES[norm]})")
     st.plotly_chart(hist, width="stretch", config=PLOT_CONFIG, key="lab_margins")
     m1, m2, m3 = st.columns(3)
@@ -282,7 +283,7 @@ def slice_params(photo: bool) -> dict[str, urlstate.Param]:
 
 
 def slices_tab(sel: state.Selection) -> None:
-    model = caching.require_model(sel.model_id, sel.device)
+    model = caching.require_model(sel.model_id, sel.device, sel.image)
     names = tuple(str(c) for c in sel.spec.class_names)
     photo = sel.spec.is_photo_model
     kind = "photo" if photo else "small"

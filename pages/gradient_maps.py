@@ -187,7 +187,7 @@ def scaled_config(cfg: AttributionConfig, side: int, other_side: int, same_model
 # ---------------------------------------------------------------------------------------------- page
 
 sel = state.sidebar()
-model = caching.require_model(sel.model_id, sel.device)
+model = caching.require_model(sel.model_id, sel.device, sel.image)
 spec = sel.spec
 names = spec.class_names
 photo = spec.is_photo_model

@@ -10,7 +10,7 @@ from explorer.models import accuracy
 from explorer.plots.images import topk_bars, upscale
 
 sel = state.sidebar()
-model = caching.require_model(sel.model_id, sel.device)
+model = caching.require_model(sel.model_id, sel.device, sel.image)
 
 st.title("Adversarial Explorer")
 st.markdown(

@@ -238,7 +238,7 @@ def selected_index(event, n: int) -> int | None:
 
 started = time.perf_counter()
 sel = state.sidebar()
-model = caching.require_model(sel.model_id, sel.device)
+model = caching.require_model(sel.model_id, sel.device, sel.image)
 photo = sel.spec.is_photo_model
 names = tuple(model.class_names)
 

@@ -215,8 +215,8 @@ def labels() -> dict[str, str]:
 
 
 def steps_param(default: int = 10, help_text: str = "iterations", name: str = "steps",
-                field_name: str = "steps") -> Param:
-    return Param(name, "Steps", default, low=1, kind="int", help=help_text, field=field_name, cap_steps=True)
+                field_name: str = "steps", label: str = "Steps") -> Param:
+    return Param(name, label, default, low=1, kind="int", help=help_text, field=field_name, cap_steps=True)
 
 
 ALPHA = Param("alpha", "Step α", None, kind="alpha", unit="× ε", field="alpha",

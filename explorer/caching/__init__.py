@@ -68,16 +68,46 @@ def get_model(model_id: str, device: str | None = None, allow_download: bool = F
             bar.empty()
 
 
-def require_model(model_id: str, device: str | None = None) -> Classifier:
-    """``get_model`` for pages: an unavailable model shows one clear message and stops this page only."""
+def require_model(model_id: str, device: str | None = None, image=None) -> Classifier:
+    """``get_model`` for pages: an unavailable model stops this page only, with ONE card that says what to run,
+    and (given ``image``, a LoadedImage) the picked image, so the page never goes blank. The sidebar keeps every
+    other setting: pick a ready model there and the page comes back as it was."""
     try:
         return get_model(model_id, device)
     except (ModelUnavailable, ValueError) as exc:
-        from explorer.urlstate import escape_md
-
-        st.error(escape_md(str(exc)))  # an uploaded model's name carries the visitor's file name
+        unavailable_card(model_id, str(exc), image)
         st.stop()
         raise  # unreachable: st.stop raises
+
+
+def unavailable_card(model_id: str, message: str, image=None) -> None:
+    """The one card an unavailable model gets: what is missing, the command that fixes it, the picked image."""
+    from explorer.models import availability, list_specs
+    from explorer.urlstate import escape_md  # an uploaded model's name carries the visitor's file name
+
+    spec = get_spec(model_id)
+    avail = availability(model_id)
+    # other sessions' uploads stay private: only built-in, defended and torchvision models are named
+    photos = ("imagenet", "user")  # datasets that take the same images
+    same = (lambda d: d in photos) if spec.dataset in photos else (lambda d: d == spec.dataset)
+    ready = [escape_md(s.name) for s in list_specs(include_user=False) if same(s.dataset)
+             and s.id != model_id and availability(s.id).loadable]
+    with st.container(border=True):
+        cols = st.columns([1, 2], gap="large") if image is not None else [st.container()]
+        if image is not None:
+            px = image.pixels[..., 0] if image.pixels.shape[-1] == 1 else image.pixels
+            cols[0].image(px, caption=f"{escape_md(image.name)} (picked; shown as loaded)", width=260)
+        with cols[-1]:
+            st.markdown(f"#### {escape_md(spec.name)} is not ready on this machine")
+            text = " ".join(message.split())
+            if avail.fix and avail.fix in text:  # say the command once, in the code block below
+                text = f"Why: {avail.reason or 'its weights are not on this machine'}."
+            st.markdown(escape_md(text))
+            if avail.fix:
+                st.markdown("Run this where there is internet, then restart the app (or copy the cache over):")
+                st.code(avail.fix, language="bash")
+            st.caption("Ready here with these images: " + (", ".join(ready) if ready else "none yet")
+                       + ". Pick one in the sidebar: your image and your other settings stay as they are.")
 
 
 @st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)

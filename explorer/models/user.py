@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import warnings
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -463,7 +464,9 @@ def _build_net(entry: _Entry) -> torch.nn.Module:
     """Build an accepted model in this process (it passed inspection and the sandbox)."""
     req = entry.req
     if req.arch is None:
-        net = torch.jit.load(io.BytesIO(req.weights), map_location="cpu")
+        with warnings.catch_warnings():  # torch's "torch.jit.load is deprecated" would reach the server log
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated", category=FutureWarning)
+            net = torch.jit.load(io.BytesIO(req.weights), map_location="cpu")
     else:
         from torchvision.models import get_model
 

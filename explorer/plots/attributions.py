@@ -186,7 +186,7 @@ def grid_figure(images: Sequence[np.ndarray | None], maps: Sequence[np.ndarray],
                                             range=[-0.5, w - 0.5], constrain="domain")
         fig.layout[f"yaxis{suffix}"].update(showticklabels=False, showgrid=False, zeroline=False,
                                             range=[h - 0.5, -0.5], scaleanchor=f"x{suffix}", constrain="domain")
-    fig.update_layout(height=panel_height * rows + 40, margin=dict(l=10, r=10, t=max(40, 16 * lines + 12), b=10),
+    fig.update_layout(height=panel_height * rows + 40, margin=dict(l=10, r=10, t=max(40, 20 * lines + 16), b=10),
                       plot_bgcolor="white")
     return fig
 

@@ -166,8 +166,11 @@ def two_panel_figure(xs: np.ndarray, ys: np.ndarray, prob: np.ndarray, grad: np.
     x0, x1, y0, y1 = float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])
     titles = ("p(blue) and the decision boundary", f"∇ₓ {output_name}")
     layout = dict(
-        height=height, title=dict(text=title) if title else None, plot_bgcolor="white",
-        margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.12),
+        # a title of several lines (<br>) hangs from the top; the margin leaves room for it above the panel titles
+        height=height, plot_bgcolor="white",
+        title=dict(text=title, yref="container", y=1.0, yanchor="top", pad=dict(t=26)) if title else None,
+        margin=dict(l=10, r=10, t=(58 + 24 * ((title or "").count("<br>") + 1)) if title else 40, b=10),
+        legend=dict(orientation="h", y=-0.12),
         annotations=[dict(text=t, xref="paper", yref="paper", x=(d[0] + d[1]) / 2, y=1.0, yanchor="bottom",
                           xanchor="center", showarrow=False, font=dict(size=15)) for t, d in zip(titles, _DOMAINS)],
     )

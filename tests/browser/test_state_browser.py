@@ -4,12 +4,16 @@ context, URL values are never rendered as links, and the favicon is a local file
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
+ROOT = Path(__file__).resolve().parents[2]
 NAV = ["Attack Studio", "Gradient maps", "Boundaries", "Projections", "Home"]
 
 
@@ -118,3 +122,86 @@ def test_url_values_are_not_rendered_as_links_and_the_favicon_is_local(open_app,
                          for h in hrefs), hrefs
     assert all("googleapis" not in h and "gstatic" not in h for h in hrefs)
     screenshot(page, "state-escaped-link-values")
+
+
+TOUR = ["Attack Studio", "Gradient maps", "Boundaries", "Projections", "Robustness lab", "Lessons", "Presenter",
+        "Home"]
+# What a clean server log may hold: Streamlit's own start-up lines. Anything logged as a warning or an error,
+# and any traceback, fails the tour.
+BAD_LOG = re.compile(r"WARNING|ERROR|Traceback|Session State API|\w+Warning:")
+PATHS = {"Home": "", "Attack Studio": "attack_studio", "Gradient maps": "gradient_maps", "Boundaries": "boundaries",
+         "Projections": "projections", "Robustness lab": "robustness_lab", "Lessons": "lessons",
+         "Presenter": "presenter"}
+TITLES = {"Home": "Adversarial Explorer", "Boundaries": "Decision boundaries", "Presenter": "Presenter mode"}
+
+
+def go_to(page, title: str, wait_for_app) -> None:
+    """Click a page in the navigation and wait for that page (its path, its title, the run's end)."""
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.wait_for_url(lambda url: urlparse(url).path.strip("/") == PATHS[title])
+    page.get_by_test_id("stMain").locator("h1").filter(has_text=TITLES.get(title, title)).first.wait_for()
+    wait_for_app(page)
+
+
+def server_log() -> Path:
+    """The log of the session's ``app_server`` (tests/browser/conftest.py writes it there)."""
+    return Path(os.environ.get("ARTIFACTS_DIR", ROOT / "artifacts" / "screenshots")) / "streamlit-server.log"
+
+
+def tiny_torchscript() -> bytes:
+    """A TorchScript classifier of 8×8 RGB images (10 classes): the smallest model the sidebar form takes."""
+    import io
+
+    import torch
+
+    torch.manual_seed(0)  # noqa: test-only fixture weights
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(net), buf)
+    return buf.getvalue()
+
+
+def test_a_tour_of_every_page_has_no_console_errors_and_no_server_warnings(browser, app_server, wait_for_app,
+                                                                         screenshot):
+    log = server_log()
+    start = log.stat().st_size if log.exists() else 0
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    outside: list[str] = []
+    try:
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+        page.on("request", lambda r: outside.append(r.url)
+                if urlparse(r.url).hostname not in ("127.0.0.1", "localhost") and not r.url.startswith("data:")
+                else None)
+        page.goto(f"{app_server}/")
+        wait_for_app(page)
+        for title in TOUR:
+            go_to(page, title, wait_for_app)
+            screenshot(page, f"tour-{title.lower().replace(' ', '-')}")
+        # add a model of one's own: the picker takes it (once warned "set via the Session State API")
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_text("Your own model", exact=True).click()
+        form = sidebar.get_by_test_id("stForm")
+        form.locator('input[type="file"]').first.set_input_files(
+            {"name": "tiny.pt", "mimeType": "application/octet-stream", "buffer": tiny_torchscript()})
+        size = form.get_by_label("Input size (px)", exact=True)
+        size.fill("8")
+        size.press("Tab")
+        form.get_by_role("button", name="Add model").click()
+        wait_for_app(page)
+        assert "tiny.pt" in sidebar_select(page, "Model")
+        assert query_of(page)["model"].startswith("user:")
+        go_to(page, "Attack Studio", wait_for_app)
+        assert "tiny.pt" in sidebar_select(page, "Model")
+        screenshot(page, "tour-user-model")
+    finally:
+        context.close()
+    assert not errors, errors
+    assert not outside, outside  # offline-safe: no request leaves the server (favicon and fonts are local)
+    text = log.read_bytes()[start:].decode(errors="replace") if log.exists() else ""
+    bad = [line for line in text.splitlines() if BAD_LOG.search(line)]
+    assert not bad, text[-3000:]

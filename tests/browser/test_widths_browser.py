@@ -26,6 +26,8 @@ PAGES = {
     "gradient_maps": "gradient_maps",
     "boundaries": "boundaries",
     "projections": "projections",
+    # a model that needs its weights (none on a fresh or offline machine): the one card with the picked photo
+    "offline_card": "attack_studio?model=vit_b_16&image=photo:astronaut",
 }
 
 # Everything a reader must see whole. Selectors are Streamlit's data-testids (stable across 1.4x-1.6x).
@@ -98,7 +100,7 @@ _CHECK_JS = """
     const name = (t) => `plot text "${(t.textContent || '').trim().slice(0, 50)}"`;
     for (let i = 0; i < texts.length; i++) {
       const a = texts[i].getBoundingClientRect();
-      if (a.left < c.left - 2 || a.right > c.right + 2) truncated.push(`${name(texts[i])} runs out of its chart`);
+      if (a.left < c.left - 2 || a.right > c.right + 2 || a.top < c.top - 2) truncated.push(`${name(texts[i])} runs out of its chart`);
       for (let j = i + 1; j < texts.length; j++) {
         const b = texts[j].getBoundingClientRect();
         const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);

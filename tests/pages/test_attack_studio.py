@@ -124,7 +124,8 @@ def test_default_digit_flips_when_the_slider_passes_the_flip_eps():
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_each_attack_renders(attack):
-    # DeepFool needs more than 5 steps on this digit (at 5 it stops just short and the page says so)
+    # DeepFool's steps are its cap: 5 iterations stop short of the boundary on the default digit (a warning
+    # says so), the default 10 reach it
     at = run_page(attack=attack, steps="10" if attack == "deepfool" else "5")
     assert not at.exception and not at.error and not at.warning
     assert at.selectbox(key="as_attack").value == attack and qp(at, "attack") == attack
@@ -194,9 +195,20 @@ def test_steps_cap_comes_from_the_server_setting(monkeypatch):
 
 def test_unavailable_model_is_one_message(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    at = run_page(model="resnet18")
+    at = run_page(model="resnet18", image="photo:chelsea", steps="7")
     assert not at.exception
-    assert any("prefetch resnet18" in e.value for e in at.error)
+    # ONE card with what to run: the command appears once on the whole page (sidebar included), no error boxes
+    texts = [c.value for c in at.code] + [e.value for e in at.error] + [m.value for m in at.markdown] + \
+        [c.value for c in at.caption] + [i.value for i in at.info] + [w.value for w in at.warning]
+    assert sum("prefetch resnet18" in t for t in texts) == 1, texts
+    assert not at.error
+    assert any("is not ready on this machine" in m.value for m in at.markdown)
+    assert len(at.get("image")) >= 1  # the picked photo is still shown
+    assert qp(at, "image") == "photo:chelsea" and qp(at, "steps") == "7"  # the user's other settings stay
+    # the picker groups: ready models first, then the ones that need a download, marked as such
+    box = at.selectbox(key="model_pick")
+    labels = list(box.options)  # AppTest lists the options as the picker shows them
+    assert labels.index("Digits CNN") < labels.index("ResNet-18 · needs download"), labels
 
 
 def test_moving_the_slider_never_recomputes_the_sweep(monkeypatch):
@@ -313,4 +325,90 @@ def test_cw_that_misses_its_target_does_not_claim_a_smallest_perturbation():
     at.number_input(key="as_p_cw_c").set_value(0.01).run()
     value, _ = card(at, "Perturbation (goal not reached)")
     assert value.startswith("L2 ")
-    assert any("did **not** reach its goal" in w.value for w in at.warning)
+    assert any("did **not** reach its goal" in w.value and "more Adam steps, a larger c" in w.value
+               for w in at.warning)
+
+
+def number_labels(at: AppTest) -> list[str]:
+    """The labels of the page's number boxes (the sidebar's upload form left out)."""
+    return [n.label for n in at.number_input if not n.form_id]
+
+
+@pytest.mark.parametrize("attack, steps_box", [
+    ("bim", True), ("pgd", True), ("mifgsm", True), ("apgd", True), ("deepfool", True),
+    ("fgsm", True),  # the PGD curve overlaid on FGSM's chart takes the steps
+    ("cw", False),  # its steps are the "Adam steps" of each binary-search round
+])
+def test_the_steps_box_shows_only_for_attacks_that_use_it(attack, steps_box):
+    at = run_page(attack=attack, steps="7")
+    assert not at.exception
+    labels = number_labels(at)
+    assert ("Steps" in labels) == steps_box, labels
+    assert labels.count("Steps") <= 1, labels
+    if steps_box:
+        assert at.number_input(key="as_steps").value == 7
+    if attack == "cw":
+        assert "Adam steps" in labels and "Steps" not in labels
+
+
+def test_steps_survive_a_detour_through_cw():
+    at = run_page(attack="pgd", steps="7")
+    at.selectbox(key="as_attack").set_value("cw").run()
+    assert not at.exception and "Steps" not in number_labels(at)
+    assert qp(at, "steps") == "7"  # the link keeps the shared steps for the pages and attacks that use them
+    at.selectbox(key="as_attack").set_value("pgd").run()
+    assert not at.exception and at.number_input(key="as_steps").value == 7
+    assert "--steps 7" in at.code[0].value
+
+
+# A link per attack with every parameter away from its default (ε on the sweep's grid, as the page writes it).
+FULL_LINKS = {
+    "fgsm": {"range": "0.25", "eps": "0.25", "steps": "7"},
+    "bim": {"range": "0.25", "eps": "0.25", "steps": "7", "alpha": "0.2", "target": "2"},
+    "pgd": {"range": "0.25", "eps": "0.25", "alpha": "0.2", "seed": "7", "target": "2", "steps": "12",
+            "random_start": "0"},
+    "pgd-l2": {"range": "1", "eps": "0.5", "alpha": "0.3", "seed": "7", "steps": "8"},
+    "mifgsm": {"range": "0.25", "eps": "0.25", "alpha": "0.15", "momentum": "0.6", "steps": "9"},
+    "apgd": {"range": "0.25", "eps": "0.25", "restarts": "2", "seed": "3", "rho": "0.6", "momentum": "0.5",
+             "steps": "6"},
+    "apgd-l2": {"range": "1", "eps": "0.5", "restarts": "2", "seed": "3", "rho": "0.6", "momentum": "0.5",
+                "steps": "6"},
+    "deepfool": {"steps": "20", "overshoot": "0.05", "candidates": "5"},
+    "cw": {"c": "2.5", "adam_steps": "30", "lr": "0.05", "kappa": "1", "search_steps": "2", "target": "3"},
+}
+
+
+def test_full_links_cover_every_attack_and_parameter():
+    from explorer.attacks import registry
+
+    assert set(FULL_LINKS) == set(registry.names())
+    for name, link in FULL_LINKS.items():
+        kept_default = {"random_start"} if name == "pgd-l2" else set()  # on, so that its seed is used
+        assert {p.name for p in registry.get(name).params} - kept_default <= set(link), name
+
+
+@pytest.mark.parametrize("attack", list(FULL_LINKS))
+def test_a_full_link_reproduces_every_parameter(attack):
+    from explorer.attacks import registry
+
+    link = FULL_LINKS[attack]
+    at = run_page(attack=attack, **link)
+    assert not at.exception and not at.warning and not at.error
+    assert {k: qp(at, k) for k in ("attack", *link)} == {"attack": attack, **link}  # the link says the same
+    spec = registry.get(attack)
+    for p in spec.params:  # and every widget shows the link's value
+        if p.name == "steps":
+            assert at.number_input(key="as_steps").value == int(link["steps"])
+        elif p.kind == "bool":
+            assert at.toggle(key=f"as_p_{attack}_{p.name}").value is (link.get(p.name, "1") == "1")
+        else:
+            assert at.number_input(key=f"as_p_{attack}_{p.name}").value == pytest.approx(float(link[p.name]))
+    if "range" in link:
+        assert at.selectbox(key=f"as_range_small_{spec.norm}").value == pytest.approx(float(link["range"]))
+    if "target" in link:
+        assert at.toggle(key="as_targeted").value is True
+        assert at.selectbox(key="as_target_small").value == int(link["target"])
+    command = at.code[0].value
+    assert f"--attack {attack}" in command
+    if not spec.minimal:
+        assert f"--eps {link['eps']}" in command

@@ -36,9 +36,14 @@ def titles(spec: dict) -> list[str]:
     return [a["text"] for a in spec["layout"].get("annotations", [])]
 
 
+def panel_name(title: str) -> str:
+    """"adversarial<br>true class<br>7 (1%)" -> "adversarial · true class" (titles wrap over lines at narrow widths)."""
+    return " · ".join(title.split("<br>")[:2])
+
+
 def maps_panels(spec: dict) -> list[str]:
     """The titles of the panels that hold a map (the grid's image-only column excluded)."""
-    return [t for t in titles(spec) if any(t.startswith(m) for m in MAP_TITLES)]
+    return [t for t in titles(spec) if any(panel_name(t).startswith(m) for m in MAP_TITLES)]
 
 
 def qp(at: AppTest, key: str):
@@ -52,7 +57,7 @@ def test_default_digits_model_shows_clean_and_adversarial_maps_for_both_classes(
     assert at.title[0].value == "Gradient maps"
     specs = charts(at)
     grid = specs["gm_grid"]
-    assert maps_panels(grid) and [t.split("<br>")[0] for t in maps_panels(grid)] == list(MAP_TITLES)
+    assert maps_panels(grid) and [panel_name(t) for t in maps_panels(grid)] == list(MAP_TITLES)
     assert sum(1 for d in grid["data"] if d["type"] == "heatmap") == 6  # 4 maps + 2 see-through image panels
     assert "gm_signs" in specs  # the perturbation's signs next to the true class's gradient
     # the shared attack settings are written to the URL

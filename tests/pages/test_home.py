@@ -53,7 +53,9 @@ def test_model_that_needs_download_gives_a_message_not_a_crash(tmp_path, monkeyp
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     at = run_app(model="resnet18")
     assert not at.exception
-    assert any("prefetch resnet18" in e.value for e in at.error)
+    # one card: the command once (in a code block), the picked image still shown, no error box
+    assert [c.value for c in at.code if "prefetch resnet18" in c.value] == ["python -m explorer prefetch resnet18"]
+    assert not at.error and len(at.get("image")) >= 1
 
 
 def test_download_button_offline_says_what_to_run(tmp_path, monkeypatch):

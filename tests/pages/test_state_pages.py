@@ -109,7 +109,9 @@ def test_settings_survive_a_detour_through_an_unavailable_model(tmp_path, monkey
     at = app("pages/attack_studio.py", steps="12", attack="bim")
     assert at.number_input(key="as_steps").value == 12
     at.sidebar.selectbox(key="model_pick").set_value("mnist-cnn").run()
-    assert not at.exception and at.error  # one clear card, the page stops
+    assert not at.exception and not at.error  # one clear card (no error box), the page stops
+    assert any("is not ready on this machine" in m.value for m in at.markdown)
+    assert [c.value for c in at.code if "prefetch mnist" in c.value]  # the command, once
     at.sidebar.selectbox(key="model_pick").set_value("digits-cnn").run()
     assert not at.exception and not at.error
     assert at.number_input(key="as_steps").value == 12 and at.selectbox(key="as_attack").value == "bim"

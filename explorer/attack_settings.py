@@ -264,6 +264,9 @@ class AttackWidget:
             attack_slot, eps_slot, steps_slot = st.columns([2, 3, 1.3])
         if params_slot is None:
             params_slot = st.container()
+        from explorer.teaching import slot  # a lesson link's hide= (TensorFlow Playground's)
+
+        attack_slot, steps_slot = slot(attack_slot, "attack"), slot(steps_slot, "steps")
         names = registry.names()
         labels = registry.labels()
         attack = attack_slot.selectbox(

@@ -71,6 +71,15 @@ def hidden(control: str) -> bool:
     return control in {c.strip() for c in raw.split(",") if c.strip()}
 
 
+def slot(parent, control: str, part: str = ""):
+    """Where a page draws ``control``: ``parent`` itself, or, when the lesson link hides it (``hide=control``), a box
+    inside ``parent`` that the stylesheet hides (``.st-key-ae-hide-*``). The widget is still drawn there, so it keeps
+    the value the link gives it; the class only does not see it. ``part`` tells apart two boxes of one control."""
+    if not hidden(control):
+        return parent
+    return parent.container(key=f"ae-hide-{control}{'-' + part if part else ''}")
+
+
 def participant() -> str:
     return st.session_state.setdefault(PARTICIPANT_KEY, secrets.token_urlsafe(16))
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from explorer import caching, scrubber, state
+from explorer import caching, scrubber, state, teaching
 from explorer.attack_settings import AttackWidget
 from explorer.attacks import ATTACK_NAMES, check_config, registry
 from explorer.attacks.config import max_steps_allowed
@@ -72,6 +72,7 @@ with st.container(border=True):
                            steps_help="Iterations of BIM, PGD, MI-FGSM, APGD and the PGD curve overlaid on FGSM's "
                                       f"chart; DeepFool's iteration cap. This server allows up to "
                                       f"{max_steps_allowed()} (EXPLORER_MAX_STEPS).")
+    t1, t2 = teaching.slot(t1, "target"), teaching.slot(t2, "target", "class")  # a lesson may hide the target
     targeted = t1.toggle("Targeted", key="as_targeted",
                          help="Untargeted: any wrong label counts. Targeted: the attack must reach the class you pick.")
     picked = int(t2.selectbox("Target class (type to search)", range(len(names)), key=f"as_target_{kind}",

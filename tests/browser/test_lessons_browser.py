@@ -79,3 +79,15 @@ def test_a_student_follows_the_teachers_pushed_step_live(app_server, browser, pa
         assert f"room={code}" in student.url
     finally:
         student.context.close()
+
+
+def test_a_step_hides_the_controls_it_names(app_server, page, wait_for_app, screenshot):
+    step = resolve_step(load_lesson("linearity"), 1)  # hide = ["steps", "target"] on Attack Studio
+    page.goto(f"{app_server}/{step.url()}")
+    wait_for_app(page)
+    main = page.get_by_test_id("stMain")
+    assert main.get_by_role("combobox", name="Attack", exact=True).is_visible()
+    assert not main.get_by_label("Steps", exact=True).is_visible()
+    assert not main.get_by_text("Targeted", exact=True).is_visible()
+    assert page.get_by_test_id("scrub-slider").is_visible()  # the step's own control stays
+    screenshot(page, "lesson_hide", full_page=False)

@@ -86,3 +86,28 @@ def test_hidden_reads_the_links_hide_list():
     at.query_params["hide"] = "attack, steps"
     at.run()
     assert at.markdown[0].value == "True False True"
+
+
+def hidden_boxes(at: AppTest) -> set[str]:
+    """The controls the page drew inside a hidden box (``explorer.teaching.slot``): ``ae-hide-<control>``."""
+    out: set[str] = set()
+
+    def walk(node):
+        for c in getattr(node, "children", {}).values():
+            block_id = str(getattr(getattr(c, "proto", None), "id", "") or "")
+            if "-ae-hide-" in block_id:
+                out.add(block_id.split("-ae-hide-", 1)[1])
+            walk(c)
+    walk(at.main)
+    return out
+
+
+def test_hide_in_a_link_hides_the_controls_but_keeps_their_values():
+    at = open_page("pages/attack_studio.py", hide="attack,steps,target", attack="pgd", steps="7", target="3")
+    assert not at.exception and not at.error
+    assert hidden_boxes(at) == {"attack", "steps", "target", "target-class"}
+    # the hidden widgets still hold the link's values, and the page computes with them
+    assert at.selectbox(key="as_attack").value == "pgd" and at.number_input(key="as_steps").value == 7
+    assert at.toggle(key="as_targeted").value is True and qp(at, "target") == "3"
+    plain = open_page("pages/attack_studio.py", attack="pgd")
+    assert hidden_boxes(plain) == set()

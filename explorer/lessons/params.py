@@ -27,6 +27,7 @@ PAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "gradient_maps": (*SHARED_ATTACK, "map"),
     "boundaries": ("tab", *LAB, *SLICE),
     "projections": ("dataset", "n", "layer", "proj", "attack", "eps", "steps"),
+    "robustness_lab": ("dataset", "models", "attacks", "n"),
     "lessons": (),
     "presenter": (),
 }

@@ -7,6 +7,8 @@ from a font host.
 """
 
 import logging
+import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -14,6 +16,28 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
 LOG = logging.getLogger("explorer.app")
+IMPORT_WARMUP = "explorer-import-warmup"
+UMAP_WARMUP_DELAY_S = 8.0
+
+
+def warm_imports_in_background() -> None:
+    """Import torch in a daemon thread on a fresh server (once per process), while this script draws the page
+    frame and the page's skeleton: every page needs torch (about 2 s to import here), and the first run no
+    longer waits for it from the start. Only torch: explorer's own modules are imported by the pages, so the
+    two threads never take Python's import locks in opposite orders."""
+    if "torch" in sys.modules or any(t.name == IMPORT_WARMUP for t in threading.enumerate()):
+        return
+
+    def work() -> None:
+        try:
+            import torch  # noqa: F401
+        except Exception:  # noqa: BLE001 - the page's own import reports the problem
+            pass
+
+    threading.Thread(target=work, name=IMPORT_WARMUP, daemon=True).start()
+
+
+warm_imports_in_background()
 
 st.set_page_config(page_title="Adversarial Explorer", page_icon=str(ROOT / "assets" / "favicon.png"),
                    layout="wide")
@@ -48,7 +72,9 @@ except Exception as exc:  # noqa: BLE001 - st.stop / st.rerun are BaseExceptions
     report(exc, page.title)
 finally:
     # UMAP compiles numba code once per server process: warm it up in a low-priority background thread that
-    # starts after the first page has rendered (idempotent: later reruns and sessions do nothing).
+    # starts a while after the first page ran (idempotent: later reruns and sessions do nothing; the Projections
+    # page starts it at once when it needs UMAP). Not sooner: its import holds the GIL in long stretches and,
+    # on a busy machine, delayed the browser's fetches of the first page's images by a second or more.
     from explorer.projections.warm import warm_umap_in_background
 
-    warm_umap_in_background(delay=1.0)
+    warm_umap_in_background(delay=UMAP_WARMUP_DELAY_S)

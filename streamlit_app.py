@@ -7,8 +7,6 @@ from a font host.
 """
 
 import logging
-import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -16,28 +14,7 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
 LOG = logging.getLogger("explorer.app")
-IMPORT_WARMUP = "explorer-import-warmup"
-UMAP_WARMUP_DELAY_S = 8.0
-
-
-def warm_imports_in_background() -> None:
-    """Import torch in a daemon thread on a fresh server (once per process), while this script draws the page
-    frame and the page's skeleton: every page needs torch (about 2 s to import here), and the first run no
-    longer waits for it from the start. Only torch: explorer's own modules are imported by the pages, so the
-    two threads never take Python's import locks in opposite orders."""
-    if "torch" in sys.modules or any(t.name == IMPORT_WARMUP for t in threading.enumerate()):
-        return
-
-    def work() -> None:
-        try:
-            import torch  # noqa: F401
-        except Exception:  # noqa: BLE001 - the page's own import reports the problem
-            pass
-
-    threading.Thread(target=work, name=IMPORT_WARMUP, daemon=True).start()
-
-
-warm_imports_in_background()
+UMAP_WARMUP_DELAY_S = 8.0  # seconds after the first page ran (see the end of this file)
 
 st.set_page_config(page_title="Adversarial Explorer", page_icon=str(ROOT / "assets" / "favicon.png"),
                    layout="wide")

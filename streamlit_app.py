@@ -14,6 +14,7 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
 LOG = logging.getLogger("explorer.app")
+UMAP_WARMUP_DELAY_S = 8.0  # seconds after the first page ran (see the end of this file)
 
 st.set_page_config(page_title="Adversarial Explorer", page_icon=str(ROOT / "assets" / "favicon.png"),
                    layout="wide")
@@ -48,7 +49,9 @@ except Exception as exc:  # noqa: BLE001 - st.stop / st.rerun are BaseExceptions
     report(exc, page.title)
 finally:
     # UMAP compiles numba code once per server process: warm it up in a low-priority background thread that
-    # starts after the first page has rendered (idempotent: later reruns and sessions do nothing).
+    # starts a while after the first page ran (idempotent: later reruns and sessions do nothing; the Projections
+    # page starts it at once when it needs UMAP). Not sooner: its import holds the GIL in long stretches and,
+    # on a busy machine, delayed the browser's fetches of the first page's images by a second or more.
     from explorer.projections.warm import warm_umap_in_background
 
-    warm_umap_in_background(delay=1.0)
+    warm_umap_in_background(delay=UMAP_WARMUP_DELAY_S)

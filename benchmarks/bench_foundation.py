@@ -1,15 +1,17 @@
 """Foundation benchmark: cold start of the app, import cost of the home page, predict throughput.
 
-    python benchmarks/bench_foundation.py [--quick] [--only start imports predict]
+    python benchmarks/bench_foundation.py [--quick] [--only start imports predict] [--compare CHECKOUT]
 
 (a) start: seconds from launching ``streamlit run streamlit_app.py`` (a new server each time) to
-    ``/_stcore/health`` answering ``ok``, to the home page's prediction visible in headless Chromium (its
-    "Prediction" metric, or the clean image's caption in the layout with the live FGSM example),
-    and to the page fully rendered (script finished, Plotly chart drawn); plus the same page opened by a
-    second browser session on the already warm server.
+    ``/_stcore/health`` answering ``ok``, to the home page's title visible in headless Chromium (its skeleton),
+    to its prediction visible (its "Prediction" metric, or the clean image's caption in the layout with the
+    live FGSM example), and to the page fully rendered (script finished, Plotly chart drawn); plus the same
+    page opened by a second browser session on the already warm server. ``--compare CHECKOUT`` cold-starts
+    another checkout too (e.g. main's, from ``git worktree add /tmp/main main``), alternating with this one
+    in every round, and adds its column and the ratio.
 (b) imports: what the home page imports, timed in a fresh interpreter, and which heavy modules got loaded,
     both after the imports and after a full run of the home page (AppTest, same fresh process).
-    umap (and its numba / pynndescent) must not load there.
+    umap (and its numba / pynndescent), ray, and scikit-learn / scipy / pandas must not load there.
 (c) predict: images/s of each available built-in model and of a random-weight ResNet-18, plain
     ``torch.no_grad()`` forward on contiguous NCHW against ``explorer.inference.predict_logits``
     (``torch.inference_mode()``, channels_last where the model uses it), run interleaved in one process.
@@ -36,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import ROOT, format_table, resnet18_random, timed_interleaved  # noqa: E402
 
-HEAVY = ["umap", "numba", "pynndescent", "captum", "sklearn.manifold", "openTSNE", "torchvision"]
-MUST_NOT_LOAD = {"umap", "numba", "pynndescent"}
+HEAVY = ["umap", "numba", "pynndescent", "captum", "foolbox", "ray", "sklearn", "sklearn.manifold", "scipy", "pandas",
+         "openTSNE", "torchvision"]
+MUST_NOT_LOAD = {"umap", "numba", "pynndescent", "ray", "sklearn", "scipy", "pandas"}
 HOME_IMPORTS = "import streamlit, explorer.state, explorer.caching, explorer.plots.images, explorer.models"
 
 
@@ -45,9 +48,11 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def harness():
-    """The browser test harness (server start/stop, readiness checks), loaded from tests/browser/conftest.py."""
-    spec = importlib.util.spec_from_file_location("browser_harness", ROOT / "tests" / "browser" / "conftest.py")
+def harness(root: Path = ROOT):
+    """The browser test harness (server start/stop, readiness checks), loaded from ``root``'s
+    tests/browser/conftest.py: its ``start_server`` runs ``streamlit run streamlit_app.py`` in ``root``."""
+    spec = importlib.util.spec_from_file_location(f"browser_harness_{abs(hash(str(root)))}",
+                                                  Path(root) / "tests" / "browser" / "conftest.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -63,67 +68,124 @@ def shown_prediction(page):
     return metric.or_(caption).first
 
 
-def bench_start(reps: int) -> tuple[list[list[object]], str]:
-    h = harness()
-    reason = h.missing_prerequisite()
-    samples: dict[str, list[float]] = {"health": [], "metric": [], "full": [], "warm": []}
+def page_title(page):
+    """The home page's title: the first thing the page draws (its skeleton, where it has one)."""
+    return page.get_by_role("heading", name="Adversarial Explorer").first
 
-    def one_cold(browser) -> None:
+
+def model_picker(page):
+    """The sidebar's model picker: drawn once the page's heavy imports (torch, the model registry) are done."""
+    return page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model", exact=True)
+
+
+def first_seen(page, locators, timeout_s: float) -> list[float]:
+    """perf_counter() when each locator was first seen visible, polled together every ~20 ms (so that the
+    order in which a page draws them does not matter)."""
+    seen: list[float | None] = [None] * len(locators)
+    deadline = time.perf_counter() + timeout_s
+    while None in seen:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"not visible within {timeout_s:.0f} s: {[i for i, t in enumerate(seen) if t is None]}")
+        for i, loc in enumerate(locators):
+            if seen[i] is None and loc.is_visible():
+                seen[i] = time.perf_counter()
+        page.wait_for_timeout(20)
+    return seen  # type: ignore[return-value]
+
+
+START_KEYS = ("health", "ws", "title", "sidebar", "metric", "full", "warm")
+START_ROWS = {
+    "health": "streamlit run -> /_stcore/health ok",
+    "ws": "streamlit run -> app loaded in Chromium (websocket open)",
+    "title": "streamlit run -> page title visible (Chromium)",
+    "sidebar": "streamlit run -> sidebar model picker visible",
+    "metric": "streamlit run -> prediction visible (Chromium)",
+    "full": "streamlit run -> page fully rendered (chart drawn)",
+    "warm": "second session, warm server: open -> prediction visible",
+}
+
+
+def bench_start(reps: int, compare: Path | None = None) -> tuple[list[str], list[list[object]], str]:
+    """Cold starts of this checkout (and, with ``compare``, of another checkout, e.g. main's, alternating
+    which goes first in each round so that the machine's load hits both alike)."""
+    roots = [ROOT] + ([Path(compare).resolve()] if compare else [])
+    hs = [harness(r) for r in roots]
+    reason = hs[0].missing_prerequisite()
+    samples = [{k: [] for k in START_KEYS} for _ in roots]
+
+    def one_cold(h, out: dict[str, list[float]], browser) -> None:
         port = h.free_port()
         t0 = time.perf_counter()
         proc, url = h.start_server(port)
         try:
-            samples["health"].append(h.wait_for_health(url, proc))
+            out["health"].append(h.wait_for_health(url, proc))
             if browser is None:
                 return
             for key in ("metric", "warm"):
                 context = browser.new_context(viewport=h.VIEWPORT)
                 page = context.new_page()
                 page.set_default_timeout(h.RENDER_TIMEOUT_MS)
+                ws_open: list[float] = []
+                page.on("websocket", lambda _ws, ws_open=ws_open: ws_open.append(time.perf_counter()))
                 t_open = time.perf_counter()
                 page.goto(url)
-                shown_prediction(page).wait_for(state="visible")
-                t_metric = time.perf_counter()
+                t_title, t_sidebar, t_metric = first_seen(
+                    page, [page_title(page), model_picker(page), shown_prediction(page)], h.RENDER_TIMEOUT_MS / 1000)
                 page.wait_for_function(h._READY_JS)
                 page.wait_for_function(h._CHARTS_JS)
                 t_full = time.perf_counter()
                 if key == "metric":
-                    samples["metric"].append(t_metric - t0)
-                    samples["full"].append(t_full - t0)
+                    if ws_open:
+                        out["ws"].append(ws_open[0] - t0)
+                    out["title"].append(t_title - t0)
+                    out["sidebar"].append(t_sidebar - t0)
+                    out["metric"].append(t_metric - t0)
+                    out["full"].append(t_full - t0)
                 else:
-                    samples["warm"].append(t_metric - t_open)
+                    out["warm"].append(t_metric - t_open)
                 context.close()
         finally:
             h.stop_server(proc)
 
+    def rounds(browser) -> None:
+        for i in range(reps):
+            order = list(range(len(roots)))[::(-1 if i % 2 else 1)]
+            for j in order:
+                log(f"  cold start {i + 1}/{reps}: {roots[j]}" + ("" if browser else " (health only)"))
+                one_cold(hs[j], samples[j], browser)
+
     if reason:
         log(f"browser part skipped: {reason}")
-        for i in range(reps):
-            log(f"  cold start {i + 1}/{reps} (health only)")
-            one_cold(None)
+        rounds(None)
     else:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
-            browser = h.launch_chromium(pw)  # launched once, outside the timed part
+            browser = hs[0].launch_chromium(pw)  # launched once, outside the timed part
             try:
-                for i in range(reps):
-                    log(f"  cold start {i + 1}/{reps}")
-                    one_cold(browser)
+                rounds(browser)
             finally:
                 browser.close()
 
-    def med(key: str) -> str:
-        return f"{statistics.median(samples[key]):.2f}" if samples[key] else "n/a"
+    def med(values: list[float]) -> float | None:
+        return statistics.median(values) if values else None
 
-    rows = [
-        ["streamlit run -> /_stcore/health ok", med("health"), len(samples["health"])],
-        ["streamlit run -> prediction visible (Chromium)", med("metric"), len(samples["metric"])],
-        ["streamlit run -> page fully rendered (chart drawn)", med("full"), len(samples["full"])],
-        ["second session, warm server: open -> prediction visible", med("warm"), len(samples["warm"])],
-    ]
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
+    rows = []
+    for key in START_KEYS:
+        meds = [med(s[key]) for s in samples]
+        row: list[object] = [START_ROWS[key], *(fmt(m) for m in meds)]
+        if compare:
+            row.append(f"x{meds[1] / meds[0]:.2f}" if meds[0] and meds[1] else "n/a")
+        row.append(len(samples[0][key]))
+        rows.append(row)
+    headers = ["measure", "seconds"] + (["compared", "compared / this"] if compare else []) + ["runs"]
     note = "" if not reason else f"(browser rows skipped: {reason})"
-    return rows, note
+    if compare:
+        note = (f"this = {ROOT}, compared = {roots[1]}; alternating " + note).strip()
+    return headers, rows, note
 
 
 # ----------------------------------------------------------------------------------------- (b) imports
@@ -292,6 +354,9 @@ def main() -> int:
     parser.add_argument("--no-single-thread", action="store_true",
                         help="predict only with torch's default thread count (not also with 1 thread)")
     parser.add_argument("--cold-reps", type=int, default=None, help="cold server starts (default 3, quick 1)")
+    parser.add_argument("--compare", type=Path, default=None, metavar="CHECKOUT",
+                        help="(a) also cold-starts another checkout (e.g. `git worktree add /tmp/main main`), "
+                             "alternating with this one, and prints both columns and their ratio")
     args = parser.parse_args()
     cold_reps = args.cold_reps or (1 if args.quick else 3)
     import_reps = 1 if args.quick else 3
@@ -300,9 +365,9 @@ def main() -> int:
 
     if "start" in args.only:
         log("(a) cold start")
-        rows, note = bench_start(cold_reps)
+        headers, rows, note = bench_start(cold_reps, args.compare)
         out.append("(a) cold start, a new server each time (seconds, median)" + (f" {note}" if note else ""))
-        out.append(format_table(["measure", "seconds", "runs"], rows))
+        out.append(format_table(headers, rows))
         out.append("")
     if "imports" in args.only:
         log("(b) imports")

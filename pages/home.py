@@ -1,16 +1,11 @@
-"""Home: what the explorer is, and a live first example on the default offline model."""
+"""Home: what the explorer is, and a live first example on the default offline model.
 
-import numpy as np
+The page skeleton (title, introduction, the example's heading and a spinner) is drawn before anything heavy is
+imported: on a fresh server the browser shows it while torch and the model load (benchmarks/bench_foundation.py,
+section (a), measures the cold start).
+"""
+
 import streamlit as st
-
-from explorer import caching, state, urlstate
-from explorer.attacks import AttackConfig, default_eps_grid
-from explorer.caching.attacks import eps_sweep
-from explorer.models import accuracy
-from explorer.plots.images import topk_bars, upscale
-
-sel = state.sidebar()
-model = caching.require_model(sel.model_id, sel.device, sel.image)
 
 st.title("Adversarial Explorer")
 st.markdown(
@@ -19,16 +14,27 @@ st.markdown(
     "that explain *why*, the decision boundaries the attack crosses, and where adversarial images land in the "
     "model's feature space. Everything runs live, on any image, offline on the built-in models."
 )
+st.subheader("A live example: the Fast Gradient Sign Method")
 
-names = state.safe_names(sel.spec)  # escaped for captions and metrics; the plot takes the raw names
-probs = caching.probabilities(sel.model_id, sel.digest, sel.device, sel.x[None])[0]
-pred = int(probs.argmax())
-label = sel.label if sel.label is not None else pred
-grid = tuple(float(e) for e in default_eps_grid(sel.spec.is_photo_model))
-with st.spinner("Finding the smallest FGSM step that flips the label…"):
+with st.spinner("Loading the model and finding the smallest FGSM step that flips the label…"):
+    # After the skeleton on purpose: these imports bring torch (about 2 s in a fresh server process).
+    import numpy as np
+
+    from explorer import caching, state, urlstate
+    from explorer.attacks import AttackConfig, default_eps_grid
+    from explorer.caching.attacks import eps_sweep
+    from explorer.models import accuracy
+    from explorer.plots.images import topk_bars, upscale
+
+    sel = state.sidebar()
+    model = caching.require_model(sel.model_id, sel.device, sel.image)
+    probs = caching.probabilities(sel.model_id, sel.digest, sel.device, sel.x[None])[0]
+    pred = int(probs.argmax())
+    label = sel.label if sel.label is not None else pred
+    grid = tuple(float(e) for e in default_eps_grid(sel.spec.is_photo_model))
     sw = eps_sweep(sel.model_id, sel.digest, label, AttackConfig("fgsm"), grid, sel.device, sel.x)
 
-st.subheader("A live example: the Fast Gradient Sign Method")
+names = state.safe_names(sel.spec)  # escaped for captions and metrics; the plot takes the raw names
 cols = st.columns([1, 1, 1, 1.3], gap="large")
 fmt = (lambda e: f"{e * 255:.1f}/255") if sel.spec.is_photo_model else (lambda e: f"{e:.3f}")
 if sw.flip_eps is not None and sw.direction is not None:

@@ -1,5 +1,9 @@
 """AppTest of the shell: home page, shared sidebar, URL state, bad input."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +94,30 @@ def test_user_model_opens_from_a_link_and_stays_out_of_other_lists():
     assert not at.exception and at.sidebar.selectbox(key="model_pick").value == spec.id
     other = run_app()  # a session that did not upload it and was not given the link
     assert spec.id not in other.sidebar.selectbox(key="model_pick").options
+
+
+# Modules the home page must not import (each costs seconds on a cold server, and Home needs none of them):
+# the Ray executor, UMAP and its numba/pynndescent, t-SNE, scikit-learn/scipy/pandas (the digits samples are read
+# without them), the peer attack and attribution libraries, torchvision (ImageNet models load it when picked).
+HOME_MUST_NOT_IMPORT = ("ray", "umap", "numba", "pynndescent", "sklearn", "sklearn.manifold", "scipy", "pandas",
+                        "openTSNE", "captum", "foolbox", "torchattacks", "art", "torchvision", "redis")
+
+_PROBE = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+print(json.dumps({"exceptions": [str(e.value) for e in at.exception], "title": [t.value for t in at.title],
+                  "loaded": [m for m in sys.argv[2:] if m in sys.modules]}))
+"""
+
+
+def test_home_imports_nothing_heavy_in_a_fresh_process():
+    """A fresh interpreter (the pytest process has imported everything by now) loads Home once in AppTest."""
+    root = Path(APP).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _PROBE, APP, *HOME_MUST_NOT_IMPORT], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not result["exceptions"] and result["title"] == ["Adversarial Explorer"]
+    assert result["loaded"] == [], f"Home imported {result['loaded']}: load them where they are used"

@@ -11,7 +11,8 @@
     in every round, and adds its column and the ratio.
 (b) imports: what the home page imports, timed in a fresh interpreter, and which heavy modules got loaded,
     both after the imports and after a full run of the home page (AppTest, same fresh process).
-    umap (and its numba / pynndescent), ray, and scikit-learn / scipy / pandas must not load there.
+    umap (and its numba / pynndescent), ray, and scikit-learn / scipy must not load there (pandas does, 0.2 s,
+    with explorer.plots: see its docstring).
 (c) predict: images/s of each available built-in model and of a random-weight ResNet-18, plain
     ``torch.no_grad()`` forward on contiguous NCHW against ``explorer.inference.predict_logits``
     (``torch.inference_mode()``, channels_last where the model uses it), run interleaved in one process.
@@ -38,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import ROOT, format_table, resnet18_random, timed_interleaved  # noqa: E402
 
-HEAVY = ["umap", "numba", "pynndescent", "captum", "foolbox", "ray", "sklearn", "sklearn.manifold", "scipy", "pandas",
+HEAVY = ["umap", "numba", "pynndescent", "captum", "foolbox", "ray", "sklearn", "sklearn.manifold", "scipy",
          "openTSNE", "torchvision"]
-MUST_NOT_LOAD = {"umap", "numba", "pynndescent", "ray", "sklearn", "scipy", "pandas"}
+MUST_NOT_LOAD = {"umap", "numba", "pynndescent", "ray", "sklearn", "scipy"}
 HOME_IMPORTS = "import streamlit, explorer.state, explorer.caching, explorer.plots.images, explorer.models"
 
 

@@ -21,6 +21,7 @@ from explorer.boundaries import (
 )
 from explorer.caching import attacks as attack_cache
 from explorer.caching import boundaries as bcache
+from explorer.defences.boundaries import SPECKLE_CELLS, grid_speckle_fraction
 from explorer.plots.boundaries import (
     add_point_attack,
     margin_histograms,
@@ -65,6 +66,14 @@ LAB = {p.key: p for p in (
     urlstate.choice("lab_norm", "linf", ("linf", "l2"), what="linf or l2"),
     urlstate.number("lab_eps", 0.3, 0.05, 1.0, step=0.05, what="a multiple of 0.05 from 0.05 to 1"),
     urlstate.integer("lab_point", None, 0, what="a point index"),
+    urlstate.flag("lab_smooth", False),
+    urlstate.number("lab_sigma", 0.2, 0.05, 1.0, step=0.05, what="a σ from 0.05 to 1 (multiple of 0.05)"),
+    urlstate.integer("lab_nsmooth", 32, 4, 128, what="a number of noise draws from 4 to 128"),
+)}
+SMOOTH = {p.key: p for p in (
+    urlstate.flag("slice_smooth", False),
+    urlstate.number("slice_sigma", 0.25, 0.05, 1.0, step=0.05, what="a σ from 0.05 to 1 (multiple of 0.05)"),
+    urlstate.integer("slice_nsmooth", 16, 4, 64, what="a number of noise draws from 4 to 64"),
 )}
 
 
@@ -90,6 +99,9 @@ class LabSettings:
     adv_on: bool
     norm: str
     eps: float
+    smooth: bool = False
+    sigma: float = 0.2
+    n_smooth: int = 32
 
 
 def lab_controls() -> LabSettings:
@@ -126,17 +138,27 @@ def lab_controls() -> LabSettings:
                                     "L2: a round ball (Euclidean distance ≤ ε).")
         eps = st.slider("ε (training and the picked point's attack)", 0.05, 1.0, step=0.05, key="lab_eps",
                         help="Radius of the ball, in the units of the axes.")
+        smooth = st.toggle("Noise averaging", key="lab_smooth",
+                           help="Show the network behind Monte-Carlo noise averaging: the mean of its "
+                           "probabilities over n fixed Gaussian copies of each point (σ in the axes' units).")
+        if smooth:
+            sigma = st.slider("σ (noise)", 0.05, 1.0, step=0.05, key="lab_sigma")
+            n_smooth = st.slider("n (noise draws)", 4, 128, step=4, key="lab_nsmooth")
+        else:
+            sigma, n_smooth = st.session_state.get("lab_sigma", 0.2), st.session_state.get("lab_nsmooth", 32)
     method = method or "pgd"
     norm = norm or "linf"
     write_url({"lab_data": name, "lab_noise": float(noise), "lab_n": int(n), "lab_seed": int(seed_),
                "lab_depth": int(depth), "lab_width": int(width), "lab_act": act, "lab_wd": float(wd),
                "lab_steps": int(steps), "lab_adv": bool(adv_on), "lab_method": method, "lab_norm": norm,
-               "lab_eps": float(eps)}, LAB)
+               "lab_eps": float(eps), "lab_smooth": bool(smooth), "lab_sigma": round(float(sigma), 4),
+               "lab_nsmooth": int(n_smooth)}, LAB)
     data = ToyDataConfig(name=name, n=int(n), noise=round(float(noise), 4), seed=int(seed_))
     mlp = MLPConfig(depth=int(depth), width=int(width), activation=act, weight_decay=float(wd), steps=int(steps))
     eps = round(float(eps), 4)
     robust = AdvTrainConfig(method, eps, norm)
-    return LabSettings(data, mlp, robust if adv_on else AdvTrainConfig(), robust, bool(adv_on), norm, eps)
+    return LabSettings(data, mlp, robust if adv_on else AdvTrainConfig(), robust, bool(adv_on), norm, eps,
+                       bool(smooth), round(float(sigma), 4), int(n_smooth))
 
 
 def apply_click(points: np.ndarray) -> None:
@@ -167,6 +189,9 @@ def lab_tab() -> None:
         data = bcache.dataset(data_cfg)
         net = bcache.trained(data_cfg, mlp_cfg, adv_cfg)
         g = bcache.lab_grid(data_cfg, mlp_cfg, adv_cfg)
+        g_plain = g
+        if cfg.smooth:
+            g = bcache.smoothed_lab_grid(data_cfg, mlp_cfg, adv_cfg, cfg.sigma, cfg.n_smooth)
     except ValueError as exc:
         st.error(f"Cannot train with these settings: {esc(exc)}")
         return
@@ -191,7 +216,8 @@ def lab_tab() -> None:
     # one part per line: a Plotly title cannot wrap by itself, and it must hold at 800 px
     title = (f"{DATASET_NAMES[data_cfg.name]} · {mlp_cfg.depth} × {mlp_cfg.width} "
              f"{ACT_NAMES[mlp_cfg.activation]}<br>{bcache.describe_training(adv_cfg)}<br>"
-             f"training accuracy {net.accuracy * 100:.1f}%")
+             f"training accuracy {net.accuracy * 100:.1f}%"
+             + (f"<br>noise-averaged (σ = {cfg.sigma:g}, n = {cfg.n_smooth})" if cfg.smooth else ""))
     fig = two_panel_figure(g.xs, g.ys, g.prob, g.grad, g.contour, data.x, data.y, every=10, title=title, height=560)
     attack = None
     if index is not None:
@@ -226,6 +252,14 @@ def lab_tab() -> None:
         "in the ball, so it follows a curved boundary that FGSM overshoots or misses. "
         "The arrows are large only in a thin band around the boundary: far from it the network is saturated."
     )
+    if cfg.smooth:
+        st.caption(
+            f"**Noise averaging on:** the figure shows log(mean over {cfg.n_smooth} fixed Gaussian copies "
+            f"(σ = {cfg.sigma:g}) of the network's probabilities), a smoothed classifier; the picked point's attack "
+            f"and the margins below are still the plain network's. Speckles (class islands of at most "
+            f"{SPECKLE_CELLS} grid cells): {grid_speckle_fraction(g_plain):.2%} of the grid without averaging, "
+            f"{grid_speckle_fraction(g):.2%} with it."
+        )
 
     # Margins: standard vs adversarially trained, same data and network.
     st.subheader("Margins: standard vs adversarial training")
@@ -401,6 +435,8 @@ def slices_tab(sel: state.Selection) -> None:
            f"colour under the marker." if off_pgd >= 0.01 else "; so does the PGD end point ◆.")
     )
 
+    smoothed_view(sel, config, sl, names, shown, scale, kind_, label, tick)
+
     st.subheader("Along one line: Goodfellow's linearity picture")
     n_profile = 41 if photo else 81
     try:
@@ -431,6 +467,46 @@ def slices_tab(sel: state.Selection) -> None:
         "random direction."
         + (" With so few pixel values a random direction is not much weaker; on MNIST or an ImageNet model "
            "(D = 784 or 150,528) the gap is far larger." if D < 500 else "")
+    )
+
+
+def smoothed_view(sel: state.Selection, config: SliceConfig, sl, names: tuple[str, ...], shown: dict,
+                  scale: float, kind_: str, label: int, tick: str) -> None:
+    """The picked model behind Monte-Carlo noise averaging on the same plane, and its speckles before / after."""
+    for key, spec in SMOOTH.items():
+        seed(key, spec)
+    c1, c2, c3 = st.columns([1.4, 1, 1], vertical_alignment="bottom")
+    on = c1.toggle("Show the noise-averaged model", key="slice_smooth",
+                   help="The picked model behind Monte-Carlo noise averaging: the mean of its probabilities over n "
+                   "fixed Gaussian copies of each image (σ in [0, 1] pixel units, pixels clipped to [0, 1]).")
+    sigma = c2.slider("σ (noise)", 0.05, 1.0, step=0.05, key="slice_sigma", disabled=not on)
+    n = c3.slider("n (noise draws)", 4, 64, step=4, key="slice_nsmooth", disabled=not on)
+    write_url({"slice_smooth": bool(on), "slice_sigma": round(float(sigma), 4), "slice_nsmooth": int(n)}, SMOOTH)
+    if not on:
+        return
+    try:
+        sm = bcache.smoothed_slice(sel.model_id, sel.digest, int(label), config, sel.device, round(float(sigma), 4),
+                                   int(n), sel.x, sl)
+    except ValueError as exc:
+        st.warning(f"Cannot smooth this slice: {esc(exc)}")
+        return
+    r = sl.result
+    fig = slice_figure(r.coords * scale, sm.pred, names, max_prob=sm.max_prob, axis1=sl.plane.axis1 + tick,
+                       axis2=sl.plane.axis2 + tick, markers=shown, ball=sl.ball * scale, eps=config.eps * scale,
+                       title=f"The same plane, noise-averaged: σ = {sm.sigma:g}, n = {sm.n_samples}", height=620)
+    st.plotly_chart(fig, width="stretch", config=PLOT_CONFIG, key="slice_smooth_fig")
+    m1, m2 = st.columns(2)
+    m1.metric("Speckle cells: model → noise-averaged", f"{sm.speckles_before:.2%} → {sm.speckles_after:.2%}")
+    m2.metric("Class regions: model → noise-averaged", f"{sm.regions_before} → {sm.regions_after}")
+    st.caption(
+        f"The same cells as the slice above, classified by the noise-averaged model: each cell's image gets the same "
+        f"{sm.n_samples} Gaussian copies (σ = {sm.sigma:g}), and their probabilities are averaged. Averaging blurs "
+        f"the class map with a Gaussian of width σ, so thin slivers and isolated islands of another class "
+        f"(*speckles*) melt into their surroundings. Measured here: speckle cells (class islands of at most "
+        f"{SPECKLE_CELLS} cells) are {sm.speckles_before:.2%} of the plane for the model and {sm.speckles_after:.2%} "
+        f"for its noise-averaged version; the plane splits into {sm.regions_before} and {sm.regions_after} "
+        f"connected class regions. Smoother regions are not robustness: the attack markers are the plain model's, "
+        "and the Robustness lab's adaptive (EOT) column shows what an attack on the average achieves."
     )
 
 

@@ -9,15 +9,19 @@ import streamlit as st
 
 from explorer import state
 from explorer.attacks import ATTACK_NAMES, ATTACKS
+from explorer.caching import defences as defcache
 from explorer.caching import lab
 from explorer.config import get_settings
+from explorer.defences.evaluate import HIDDEN_NOT_ROBUST
 from explorer.evaluation.checks import CHECKS, run_checks
 from explorer.evaluation.data import FULL_SIZE, SET_LABELS
 from explorer.evaluation.report import WORST, check_dicts, curve_rows, eps_label, to_csv, to_json, transfer_rows
 from explorer.models import ModelUnavailable, availability, get_spec, list_specs
 from explorer.models.data import find_mnist
 from explorer.plots.images import upscale
+from explorer.plots.defences import ensemble_vs_n_figure, three_way_figure
 from explorer.plots.lab import accuracy_figure, transfer_figure
+from explorer.runs.defences import MAX_EOT, ThreeWayRequest, is_evaluable_defence
 from explorer.runs.evaluate import EvaluateRequest, default_attacks, eps_grid, transfer_for
 
 QUICK_N = 60  # the first look at a large set: a small N within seconds, then the whole set
@@ -238,3 +242,69 @@ with st.expander("Numbers (table, CSV, JSON)"):
     st.caption(f"The CLI prints the same numbers: python -m explorer robustness --models {','.join(ev.models)} "
                f"--attacks {','.join(ev.attacks)} --eps 0:{top:.6g}:{points} --dataset {dataset} --n {n} "
                f"--steps {steps} --seed {seed}")
+
+
+# ------------------------------------------------------------------------ defences, evaluated honestly
+st.subheader("Defences, evaluated honestly")
+st.markdown(
+    "A defence is scored three ways on the same images at every ε: **transfer** (adversarials made on the "
+    "undefended baseline, what the ensemble blog measured), **white-box** (the attack run end to end through "
+    "the defence's own forward and backward) and **adaptive** (EOT over its randomness, BPDA straight through "
+    "its non-differentiable steps; per image the worst case of white-box and these). Transfer is the number that "
+    "looks impressive; **adaptive is the truth**."
+)
+defended = [m for m in models if is_evaluable_defence(m)]
+if dataset not in ("digits", "mnist"):
+    st.caption("The defended models take digits or MNIST images: choose those above to evaluate one.")
+elif not defended:
+    example = "mnist-lenet-ens25-bootstrap-max" if dataset == "mnist" else "digits-lenet-ens5-bootstrap-max"
+    st.info(f"Add a defended model to *Models* above (e.g. {example}, or a PGD-trained "
+            f"{dataset}-lenet-pgd-at) to see its transfer, white-box and adaptive columns here.")
+else:
+    eot = int(st.number_input("EOT samples (noise-averaged models)", 1, MAX_EOT, value=8, key="lab_eot",
+                              help="Noise draws averaged per gradient step by the adaptive (EOT) attack."))
+    for m in defended:
+        tw_request = ThreeWayRequest(model=m, dataset=dataset, n=n, eps=grid, attack="pgd", steps=steps,
+                                     eot_samples=eot, seed=seed)
+        try:
+            tw = defcache.three_way(tw_request, ex_name)
+        except (ValueError, ModelUnavailable) as exc:
+            st.error(str(exc).splitlines()[0])
+            continue
+        st.markdown(f"**{names.get(m, m)}** ({m}) against its baseline {tw.baseline}: PGD-{tw.steps} (L∞, random "
+                    f"start), N = {tw.n}; adaptive: {tw.adaptive_label()}.")
+        tl, tr_ = st.columns([3, 2])
+        with tl:
+            st.plotly_chart(three_way_figure(tw.eps, tw.columns()), width="stretch", config=PLOT_CONFIG,
+                            key=f"three_way_{m}")
+        with tr_:
+            st.dataframe(tw.rows(), hide_index=True, width="stretch")
+        check = tw.check()
+        if check.status == "warn":
+            st.warning(f"**Hidden, not robust** — {check.detail}.")
+        else:
+            st.success(f"Survives the check: {check.detail}.")
+    st.caption(HIDDEN_NOT_ROBUST)
+
+# ------------------------------------------------------------------------------------- the ensemble blog
+st.subheader("The ensemble blog, reproduced on MNIST")
+blog, blog_quick = defcache.blog_result()
+if blog is None:
+    st.info("No reproduction is stored on this server yet. Produce it with `python -m explorer reproduce "
+            "ensemble-blog` (trains the baseline, FGSM-trained model and 100 ensemble members on MNIST; "
+            "`--quick` for a small version in minutes), then reload this page.")
+else:
+    st.caption(
+        f"FGSM at ε = {blog['eps']} ([0, 1] pixels), trained on {blog['n_train']:,} MNIST images, evaluated on "
+        f"{blog['n_eval']:,} held-out ones; wall time {blog['wall_seconds']:.0f} s."
+        + (" **Quick run** (small N, few epochs): run without `--quick` for the real table." if blog_quick else "")
+        + " Ours beside the blog's published figure in every column it reported; white-box and adaptive are "
+          "what the blog did not measure.")
+    st.dataframe(defcache.blog_rows(blog), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.2f") for c in defcache.BLOG_COLUMNS})
+    st.plotly_chart(ensemble_vs_n_figure(blog["rows"]), width="stretch", config=PLOT_CONFIG, key="blog_vs_n")
+    st.caption("Accuracy on FGSM adversarials against the number of members N (log axis). Green: transfer from "
+               "the baseline (grey crosses: the blog's published transfer figures); orange: white-box through the "
+               "ensemble; red: adaptive. Solid: mean of probabilities; dashed: max (the most confident member); "
+               "circles: members trained on all the data; squares: on bootstrap samples. "
+               + " ".join(blog.get("notes", [])))

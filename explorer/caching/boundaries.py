@@ -49,7 +49,7 @@ from explorer.caching.attacks import adversarial
 from explorer.runs import run
 from explorer.runs.requests import ProfileRequest, SliceRequest, slice_pgd_config
 
-__all__ = ["GRID_RESOLUTION", "MARGIN_CAP", "PGD_STEPS", "POINT_PGD_STEPS", "dataset", "describe_training",
+__all__ = ["GRID_RESOLUTION", "smoothed_lab_grid", "smoothed_slice", "MARGIN_CAP", "PGD_STEPS", "POINT_PGD_STEPS", "dataset", "describe_training",
            "image_slice", "lab_grid", "lab_margins", "pgd_config", "point_attack", "profile", "trained"]
 
 GRID_RESOLUTION = 150
@@ -131,3 +131,35 @@ def profile(model_id: str, image_digest: str, label: int, extent: float, n: int,
                    progress=bar)
     finally:
         bar.close()
+
+
+# ------------------------------------------------------------------------------------- noise averaging
+@st.cache_data(max_entries=32, show_spinner=False)
+def smoothed_slice(model_id: str, image_digest: str, label: int, config: SliceConfig, device: str | None,
+                   sigma: float, n: int, _x: np.ndarray, _slice: Slice):
+    """The noise-averaged model (``n`` fixed Gaussian draws of σ around ``model_id``) on the plane of ``_slice``
+    (the cached slice of the same key), with the speckle fractions before and after
+    (``explorer.runs.defences.SmoothedSliceRequest``)."""
+    from explorer.digest import array_digest
+    from explorer.runs.defences import SmoothedSliceRequest
+
+    plane = _slice.plane
+    bar = ProgressBar(f"Classifying {config.resolution}×{config.resolution} images × {n} noise draws")
+    try:
+        return run(SmoothedSliceRequest(model_id, image_digest, array_digest(np.stack([plane.d1, plane.d2])),
+                                        float(config.extent), int(config.resolution), bool(config.clip),
+                                        float(sigma), int(n), 0, device, _x, plane.d1, plane.d2,
+                                        _slice.result.pred), progress=bar)
+    finally:
+        bar.close()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def smoothed_lab_grid(data: ToyDataConfig, mlp: MLPConfig, adv: AdvTrainConfig, sigma: float, n: int,
+                      resolution: int = GRID_RESOLUTION) -> GridResult:
+    """The 2-D lab's grid for its network behind Monte-Carlo noise averaging (``n`` fixed draws of σ, in the
+    plane's own units): ``explorer.defences.boundaries.defended_grid``."""
+    from explorer.defences.boundaries import defended_grid
+
+    return defended_grid(trained(data, mlp, adv).model, "noise", n=int(n), sigma=float(sigma), seed=0,
+                         resolution=resolution)

@@ -63,3 +63,37 @@ def speckles(pred: np.ndarray) -> int:
     c = p[1:-1, 1:-1]
     iso = (c != p[:-2, 1:-1]) & (c != p[2:, 1:-1]) & (c != p[1:-1, :-2]) & (c != p[1:-1, 2:])
     return int(iso.sum())
+
+
+SPECKLE_CELLS = 4
+"""A speckle: a connected (4-neighbour) region of one class of at most this many cells."""
+
+
+def speckle_fraction(pred: np.ndarray, max_cells: int = SPECKLE_CELLS) -> float:
+    """Fraction of the cells of a class map that lie in speckles: connected same-class regions (4-neighbour) of
+    at most ``max_cells`` cells, the isolated islands and thin slivers that noise averaging smooths away."""
+    from scipy import ndimage
+
+    p = np.asarray(pred)
+    if p.size == 0:
+        return 0.0
+    small = 0
+    for k in np.unique(p):
+        labels, count = ndimage.label(p == k)
+        if count:
+            sizes = np.bincount(labels.ravel())[1:]
+            small += int(sizes[sizes <= max_cells].sum())
+    return small / p.size
+
+
+def region_count(pred: np.ndarray) -> int:
+    """Connected (4-neighbour) one-class regions of a class map: 1 per class for clean regions, more when split."""
+    from scipy import ndimage
+
+    p = np.asarray(pred)
+    return int(sum(ndimage.label(p == k)[1] for k in np.unique(p)))
+
+
+def grid_speckle_fraction(g: GridResult) -> float:
+    """Speckle fraction of the 2-D lab's class map (p(blue) > 0.5) on its grid."""
+    return speckle_fraction(np.asarray(g.prob) > 0.5)

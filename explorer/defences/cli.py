@@ -64,6 +64,9 @@ def _reproduce(p: argparse.ArgumentParser) -> Handler:
             print()
             print(madry_table(result))
             print(f"training {result['train_seconds']:.0f} s; evaluation {result['eval_seconds']:.0f} s")
+        if a.experiment == "ensemble-blog":
+            stored = reproduce.save_result(result, quick=a.quick)
+            print(f"Result stored for the Robustness lab page: {stored}")
         if a.json:
             Path(a.json).write_text(json.dumps(result, indent=2))
             print(f"JSON written to {a.json}")

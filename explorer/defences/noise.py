@@ -2,9 +2,10 @@
 
 * :class:`NoiseAverage` (the plain average, "add noise about ten times and average"): the output is
   ``log( (1/n) Σ_i softmax(f(clip(x + σ·ε_i))) )``, ε_i ~ N(0, I). Its noise comes from ``seed``: by default the same
-  draws on every call (a deterministic model: the same image always gets the same answer, so pages and caches are
-  stable); ``fresh=True`` draws new noise on every call from a private generator (a *randomised* model for an
-  evaluation; such an object is private to one evaluation, never shared).
+  draws on every call and for every image (a deterministic model: the same image always gets the same answer,
+  whatever batch it comes in, so pages and caches are stable, and its class regions are an average of n shifted
+  copies of the base model's); ``fresh=True`` draws new noise for every image on every call from a private
+  generator (a *randomised* model for an evaluation; such an object is private to one evaluation, never shared).
 * :func:`certify` (Cohen, Rosenfeld & Kolter 2019, "Certified adversarial robustness via randomized smoothing",
   CERTIFY): ``n0`` selection samples pick the top class ĉ; ``n`` estimation samples count it; the one-sided
   Clopper–Pearson lower bound p̲_A at level ``alpha`` gives the prediction ĉ with L2 radius ``σ·Φ⁻¹(p̲_A)`` when
@@ -55,7 +56,11 @@ class NoiseAverage(nn.Module):
             return torch.log_softmax(self.base(x), dim=-1)
         gen = self._generator()
         b = x.shape[0]
-        noise = torch.randn((self.n, *x.shape), generator=gen).to(device=x.device, dtype=x.dtype)
+        if self.fresh:  # a randomised model: independent draws for every image of every call
+            noise = torch.randn((self.n, *x.shape), generator=gen)
+        else:  # a deterministic model: the same n draws for every image, whatever the batch or its position in it
+            noise = torch.randn((self.n, 1, *x.shape[1:]), generator=gen).expand(self.n, *x.shape)
+        noise = noise.to(device=x.device, dtype=x.dtype)
         noisy = torch.clamp(x.unsqueeze(0) + self.sigma * noise, 0, 1).reshape(self.n * b, *x.shape[1:])
         per = max(1, self.chunk // max(1, b)) * b
         logp = torch.cat([torch.log_softmax(self.base(noisy[i: i + per]), dim=-1) for i in range(0, len(noisy), per)])

@@ -13,9 +13,12 @@ use ε = 0.3 ([0, 1] pixel units), the usual MNIST budget.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +26,7 @@ import torch
 from explorer.defences import training, zoo
 from explorer.defences.ensemble import ensemble_classifier
 from explorer.defences.evaluate import ThreeWayConfig, correct, three_way
+from explorer.config import get_settings
 from explorer.models import builtin
 from explorer.models.data import Split, load_mnist_split
 from explorer.models.wrapper import Classifier
@@ -202,3 +206,47 @@ def madry_mnist(model_id: str = "mnist-lenet-pgd-at", n_eval: int = 2000, eps: f
             "worst_case": float((p & a).mean()), "apgd_label": label, "published": PUBLISHED_MADRY,
             "train_seconds": float(meta.get("train_seconds", "nan")), "train_config": meta.get("config", ""),
             "eval_seconds": round(time.perf_counter() - t0, 1)}
+
+
+# ------------------------------------------------------------------------------------ stored results
+def result_path(experiment: str, quick: bool = False) -> Path:
+    """Where ``python -m explorer reproduce`` keeps its latest JSON result (the Robustness lab reads it there):
+    ``<cache_dir>/results/reproductions/<experiment>[-quick].json``."""
+    name = experiment + ("-quick" if quick else "")
+    return get_settings().cache_dir / "results" / "reproductions" / f"{name}.json"
+
+
+def save_result(result: dict, quick: bool = False) -> Path:
+    """Write a reproduction's JSON result where :func:`load_result` finds it (atomically)."""
+    path = result_path(str(result["experiment"]), quick)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def load_result(experiment: str) -> tuple[dict | None, bool]:
+    """(the stored result of the full run, else of the quick run, else None; whether it is the quick one).
+    A file that is not valid JSON counts as missing."""
+    for quick in (False, True):
+        path = result_path(experiment, quick)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("experiment") == experiment and isinstance(data.get("rows"), list):
+            return data, quick
+    return None, False
+
+
+def blog_display_rows(result: dict) -> list[dict]:
+    """The blog table for display: ours next to the published figure in every column the blog reported
+    (fractions; None where the blog did not measure a column)."""
+    out = []
+    for r in result["rows"]:
+        out.append({"model": r["model"], "clean": r.get("clean"), "clean (blog)": r.get("clean_published"),
+                    "own FGSM": r.get("own_fgsm"), "own FGSM (blog)": r.get("own_fgsm_published"),
+                    "transfer": r.get("transfer"), "transfer (blog)": r.get("transfer_published"),
+                    "white-box": r.get("white_box"), "adaptive": r.get("adaptive")})
+    return out

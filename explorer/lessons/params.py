@@ -17,8 +17,9 @@ LESSON_KEYS = ("lesson", "step", "hide")
 SHARED_ATTACK = ("attack", "eps", "steps", "target")
 
 LAB = ("lab_data", "lab_noise", "lab_n", "lab_seed", "lab_depth", "lab_width", "lab_act", "lab_wd", "lab_steps",
-       "lab_adv", "lab_method", "lab_norm", "lab_eps", "lab_point")
-SLICE = ("slice_plane", "slice_res", "slice_eps", "slice_extent", "slice_target")
+       "lab_adv", "lab_method", "lab_norm", "lab_eps", "lab_point", "lab_smooth", "lab_sigma", "lab_nsmooth")
+SLICE = ("slice_plane", "slice_res", "slice_eps", "slice_extent", "slice_target", "slice_smooth", "slice_sigma",
+         "slice_nsmooth")
 
 #: page URL name -> the page's own URL parameters (besides SIDEBAR)
 PAGE_PARAMS: dict[str, tuple[str, ...]] = {

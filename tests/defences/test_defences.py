@@ -309,6 +309,16 @@ def test_hidden_not_robust_check_on_constructed_results():
     assert chk.explanation == HIDDEN_NOT_ROBUST and HIDDEN_NOT_ROBUST.count(". ") == 1  # two sentences
     honest = ThreeWayResult(np.array([0.3]), ok(98), ok(60)[None], ok(55)[None], ok(50)[None], "EOT", ThreeWayConfig())
     assert hidden_not_robust_check(honest, gap=0.2).status == "pass"
+    # a masked gradient: the naive white-box attack fails, transfer and BPDA do not
+    masked = ThreeWayResult(np.array([0.3]), ok(98), ok(25)[None], ok(92)[None], ok(23)[None], "BPDA",
+                            ThreeWayConfig())
+    chk = hidden_not_robust_check(masked, gap=0.2)
+    assert chk.status == "warn" and "naive white-box 0.92" in chk.detail
+    # exact gradients (nothing to adapt): a weak transfer is not a hidden gradient
+    exact = ThreeWayResult(np.array([0.3]), ok(98), ok(41)[None], ok(19)[None], ok(19)[None],
+                           "white-box (deterministic and differentiable: nothing to adapt)", ThreeWayConfig())
+    chk = hidden_not_robust_check(exact, gap=0.2)
+    assert chk.status == "pass" and "trust the white-box" in chk.detail
 
 
 def test_ensemble_surrogate_views():

@@ -34,6 +34,8 @@ def test_quick_reproduction_keeps_the_qualitative_order(tmp_path, monkeypatch, c
     for n in (3, 5):
         # bootstrap-max is at least uniform-max on transfer, within the sampling noise of 400 images (±0.05)
         assert rows[f"ensemble bootstrap max ×{n}"]["transfer"] >= rows[f"ensemble uniform max ×{n}"]["transfer"] - 0.05
+    stored = tmp_path / "cache" / "results" / "reproductions" / "ensemble-blog-quick.json"
+    assert json.loads(stored.read_text())["rows"] == res["rows"]  # where the Robustness lab page reads it
     assert not (tmp_path / "cache" / "weights").exists() or not any((tmp_path / "cache" / "weights").iterdir())
 
 

@@ -18,7 +18,7 @@ from explorer.lessons import (
     view_url,
 )
 
-SHIPPED = ("boundary-up-close", "feature-space", "linearity", "panda-vulture")
+SHIPPED = ("boundary-up-close", "defences", "feature-space", "linearity", "panda-vulture")
 
 
 def test_every_shipped_lesson_is_valid():

@@ -172,3 +172,42 @@ def test_torchvision_model_with_a_fabricated_checkpoint_renders_a_small_slice(tm
     assert "±12/255" in title(sl)
     assert set(names(sl)) & set(get_spec("resnet18").class_names)  # the legend names ImageNet classes
     assert "cross-entropy loss" in names(prof)
+
+
+# ----------------------------------------------------------------------------------- defended models
+def test_a_defended_model_is_sliced_and_noise_averaging_shows_its_speckles():
+    at = open_page(tab=SLICES, model="digits-lenet-ens5-bootstrap-max", image="digits:1", slice_res="31",
+                   slice_extent="0.5", slice_smooth="1", slice_sigma="0.25", slice_nsmooth="8")
+    assert not at.exception, at.exception
+    assert not at.error
+    keys = [c.proto.id for c in at.get("plotly_chart")]
+    assert any(k.endswith("slice_fig") for k in keys) and any(k.endswith("slice_smooth_fig") for k in keys)
+    smooth = next(f for f in figures(at) if title(f).startswith("The same plane, noise-averaged: σ = 0.25, n = 8"))
+    assert smooth.data
+    metric = next(m for m in at.metric if m.label.startswith("Speckle cells"))
+    assert "→" in metric.value and metric.value.count("%") == 2
+    assert any("speckle cells" in c.value and "noise-averaged version" in c.value for c in at.caption)
+    assert at.query_params.get("slice_smooth") in ("1", ["1"])
+    at.toggle(key="slice_smooth").set_value(False).run()
+    assert not at.exception
+    assert not any(c.proto.id.endswith("slice_smooth_fig") for c in at.get("plotly_chart"))
+
+
+def test_the_2d_lab_shows_the_noise_averaged_network():
+    at = open_page(tab="2-D lab", lab_data="xor", lab_noise="0.3", lab_smooth="1", lab_sigma="0.2", lab_nsmooth="16")
+    assert not at.exception, at.exception
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    assert any("noise-averaged (σ = 0.2, n = 16)" in t for t in titles), titles
+    assert any(c.value.startswith("**Noise averaging on:**") and "Speckles" in c.value for c in at.caption)
+
+
+def test_speckle_fraction_counts_small_islands_and_smoothing_shrinks_them():
+    from explorer.defences.boundaries import region_count, speckle_fraction
+
+    p = np.zeros((10, 10), int)
+    p[2, 2] = 1  # one isolated cell
+    p[6:8, 6:8] = 2  # an island of 4 cells: a speckle at the default size
+    p[:, 9] = 3  # a strip of 10 cells: a region
+    assert speckle_fraction(p) == 5 / 100 and region_count(p) == 4
+    assert speckle_fraction(p, max_cells=1) == 1 / 100
+    assert speckle_fraction(np.zeros((5, 5), int)) == 0.0

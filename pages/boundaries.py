@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from explorer import caching, state, urlstate
+from explorer import caching, state, teaching, urlstate
 from explorer.attacks import AttackConfig
 from explorer.boundaries import (
     ACTIVATIONS,
@@ -131,11 +131,12 @@ def lab_controls() -> LabSettings:
         st.markdown("**Adversary**")
         adv_on = st.toggle("Adversarial training", key="lab_adv",
                            help="Train on a mix of clean points and their attacked versions (Madry et al., 2018).")
-        method = st.segmented_control("Attack used in training", ("fgsm", "pgd"), format_func=str.upper,
-                                      key="lab_method", required=True)
-        norm = st.segmented_control("Norm", ("linf", "l2"), format_func=NORM_NAMES.get, key="lab_norm",
-                                    required=True, help="L∞: a square ball (each coordinate moves ≤ ε). "
-                                    "L2: a round ball (Euclidean distance ≤ ε).")
+        # a lesson link may hide these (hide=lab_method,lab_norm): explorer.teaching.slot
+        method = teaching.slot(st, "lab_method").segmented_control(
+            "Attack used in training", ("fgsm", "pgd"), format_func=str.upper, key="lab_method", required=True)
+        norm = teaching.slot(st, "lab_norm").segmented_control(
+            "Norm", ("linf", "l2"), format_func=NORM_NAMES.get, key="lab_norm", required=True,
+            help="L∞: a square ball (each coordinate moves ≤ ε). L2: a round ball (Euclidean distance ≤ ε).")
         eps = st.slider("ε (training and the picked point's attack)", 0.05, 1.0, step=0.05, key="lab_eps",
                         help="Radius of the ball, in the units of the axes.")
         smooth = st.toggle("Noise averaging", key="lab_smooth",
@@ -353,7 +354,7 @@ def slices_tab(sel: state.Selection) -> None:
             options = [None] + [k for k in range(len(names)) if k != label]
             if st.session_state.get("slice_target") not in options:  # the true class, or another model's class
                 st.session_state["slice_target"] = None
-            target = st.selectbox("Target class", options, key="slice_target",
+            target = teaching.slot(st, "slice_target").selectbox("Target class", options, key="slice_target",
                                   format_func=lambda k: "runner-up (automatic)" if k is None else (
                                       names[k] if names[k] == str(k) else f"{k}: {names[k]}"),
                                   help="Type to search the class names.")

@@ -111,3 +111,10 @@ def test_hide_in_a_link_hides_the_controls_but_keeps_their_values():
     assert at.toggle(key="as_targeted").value is True and qp(at, "target") == "3"
     plain = open_page("pages/attack_studio.py", attack="pgd")
     assert hidden_boxes(plain) == set()
+
+
+def test_hide_on_the_boundaries_page():
+    at = open_page("pages/boundaries.py", tab="2-D lab", hide="lab_method,lab_norm", lab_method="fgsm")
+    assert not at.exception and not at.error
+    assert hidden_boxes(at) == {"lab_method", "lab_norm"}
+    assert at.session_state["lab_method"] == "fgsm"

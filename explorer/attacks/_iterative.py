@@ -12,6 +12,8 @@ Each step (written op for op like torchattacks / Foolbox, so L∞ runs are bit-i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -50,6 +52,17 @@ def ascent_step(adv: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, alpha: f
     adv = adv + alpha * norm.normalize(grad)
     delta = norm.project(adv - x, eps)
     return x + delta if bounds is None else torch.clamp(x + delta, min=bounds[0], max=bounds[1])
+
+
+def pgd_loop(grad: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, start: torch.Tensor, eps: float,
+             steps: int, alpha: float, norm: Norm, bounds: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+    """``steps`` PGD steps (:func:`ascent_step`) from ``start`` around ``x`` with the gradient the caller computes:
+    adversarial training's (the model in training mode) and EOT's (a gradient averaged over noise draws,
+    Athalye et al. 2018) use it, so the explorer has one PGD loop."""
+    cur = start.detach()
+    for _ in range(int(steps)):
+        cur = ascent_step(cur, x, grad(cur), alpha, eps, norm, bounds).detach()
+    return cur
 
 
 def pgd_iterates(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, alpha: float,

@@ -121,13 +121,14 @@ def eot_attack_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
 
     if config.attack == "fgsm":
         return torch.clamp(x + eps * grad(x).sign(), 0, 1).detach()
+    from explorer.attacks import LINF
+    from explorer.attacks._iterative import pgd_loop
+
     steps = config.steps
     alpha = 2.5 * eps / steps if config.alpha is None else config.alpha
     gen = torch.Generator().manual_seed(seed)
-    adv = torch.clamp(x + eps * (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device), 0, 1)
-    for _ in range(steps):
-        adv = torch.clamp(x + torch.clamp(adv + alpha * grad(adv).sign() - x, -eps, eps), 0, 1).detach()
-    return adv
+    start = torch.clamp(x + eps * (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device), 0, 1)
+    return pgd_loop(grad, x, start, eps, steps, alpha, LINF)
 
 
 def adaptive_views(defence: Classifier, seed: int) -> tuple[list[tuple[str, nn.Module, bool]], str]:

@@ -132,13 +132,17 @@ def fgsm_examples(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y:
 def pgd_examples(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
                  alpha: float | None, gen: torch.Generator) -> torch.Tensor:
     """L∞ PGD from a uniform random start (drawn from ``gen``): ``steps`` sign steps of ``alpha`` (2.5·ε/steps)."""
+    from explorer.attacks import LINF
+    from explorer.attacks._iterative import pgd_loop
+
     a = 2.5 * eps / steps if alpha is None else alpha
-    adv = torch.clamp(x + (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device) * eps, 0, 1)
-    for _ in range(steps):
+    start = torch.clamp(x + (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device) * eps, 0, 1)
+
+    def grad(adv: torch.Tensor) -> torch.Tensor:
         xg = adv.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(F.cross_entropy(f(xg), y, reduction="sum"), xg)
-        adv = torch.clamp(x + torch.clamp(adv + a * g.sign() - x, -eps, eps), 0, 1).detach()
-    return adv
+        return torch.autograd.grad(F.cross_entropy(f(xg), y, reduction="sum"), xg)[0]
+
+    return pgd_loop(grad, x, start, eps, steps, a, LINF)
 
 
 def _accuracy(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, bs: int = 500) -> float:

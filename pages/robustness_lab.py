@@ -136,13 +136,13 @@ except ValueError as exc:
     st.stop()
 
 # ------------------------------------------------------------------------------------------------ results
-curves_box = st.container()
+curves_box = st.empty()  # the first look, cleared once the whole set is done
 ev = None
 try:
     if not lab.is_ready(request) and n > QUICK_N:
-        quick = replace(request, n=QUICK_N)
+        quick = replace(request, n=QUICK_N, probe=False)  # the first look: curves only, the checks follow
         ev_quick = lab.evaluate(quick, ex_name)
-        with curves_box:
+        with curves_box.container():
             st.caption(f"First look on {QUICK_N} images; the whole set of {n} is being computed below…")
             st.plotly_chart(accuracy_figure(ev_quick, photo), width="stretch", config=PLOT_CONFIG, key="quick_curves")
     ev = lab.evaluate(request, ex_name)
@@ -160,8 +160,10 @@ with left:
                             on_select="rerun", selection_mode="points")
     clean = ", ".join(f"{m} {a * 100:.1f}%" for m, a in zip(ev.models, ev.clean_accuracy()))
     st.caption(f"{ev.dataset_label}, N = {ev.n}; clean accuracy: {clean}. Shaded: 95% Clopper–Pearson band. "
-               "Dotted steps: the same curve read off each sample's flip ε (bisection between grid points); where "
-               "it leaves the markers, a larger ε failed on a sample a smaller ε fooled. Click a point for its "
+               "Iterative attacks count a sample fooled at a smaller ε as fooled at every larger ε (its adversarial "
+               "lies inside every larger ε-ball: that is what robust accuracy at ε means), so their curves never "
+               "rise. Dotted steps: the curve read off each sample's flip ε (bisection between grid points); where "
+               "FGSM's leaves its markers, a larger ε failed on a sample a smaller ε fooled. Click a point for its "
                "failing images.")
 
 # transfer matrix

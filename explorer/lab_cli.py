@@ -17,6 +17,14 @@ from dataclasses import replace
 from explorer.cli import CLIError, Handler, command
 
 
+#: the issue's and the papers' names for registered attacks
+ATTACK_ALIASES = {"apgd-ce": "apgd"}
+
+
+def _attack(name: str) -> str:
+    return ATTACK_ALIASES.get(name.strip().lower(), name.strip())
+
+
 def _list(text: str, what: str) -> tuple[str, ...]:
     items = tuple(v.strip() for v in text.split(",") if v.strip())
     if not items:
@@ -97,7 +105,7 @@ def _run(req, executor, label: str, rows: int):
                        "the worst case over attacks, a transfer matrix and the honest-evaluation checks.")
 def _robustness(p: argparse.ArgumentParser) -> Handler:
     _common(p)
-    p.add_argument("--attacks", default=None, help="comma-separated (default: fgsm,pgd and apgd-ce where available)")
+    p.add_argument("--attacks", default=None, help="comma-separated (default: fgsm,pgd,apgd; apgd-ce is accepted for apgd)")
     p.add_argument("--eps", default="0:0.35:8", help="start:stop:count (ends included) or a list, e.g. 0,2/255,4/255")
     p.add_argument("--transfer-eps", default=None, help="ε of the transfer matrix (default: the middle of the grid)")
     p.add_argument("--no-transfer", action="store_true", help="skip the transfer matrix (and its check)")
@@ -110,7 +118,7 @@ def _robustness(p: argparse.ArgumentParser) -> Handler:
             transfer_for
 
         models = _list(a.models, "models")
-        attacks = _list(a.attacks, "attacks") if a.attacks else default_attacks()
+        attacks = tuple(_attack(v) for v in _list(a.attacks, "attacks")) if a.attacks else default_attacks()
         req = EvaluateRequest(models=models, attacks=attacks, eps=parse_eps_grid(a.eps), dataset=a.dataset,
                               n=_n(a), seed=a.seed, steps=a.steps, alpha=_alpha(a))
         req.validate()
@@ -134,7 +142,7 @@ def _robustness(p: argparse.ArgumentParser) -> Handler:
                 print(transfer_text(tr))
             print()
             print(checks_text(checks))
-            print(f"\n{ev.attacked_rows:,} images×ε attacked in {ev.seconds:.1f} s on the {ex.name} executor"
+            print(f"\n{ev.attacked_rows:,} images×ε evaluated in {ev.seconds:.1f} s on the {ex.name} executor"
                   if ev.seconds else "")
         return 0
 
@@ -154,7 +162,7 @@ def _transfer(p: argparse.ArgumentParser) -> Handler:
         from explorer.runs.evaluate import TransferRequest
 
         models = _list(a.models, "models")
-        req = TransferRequest(models=models, attack=a.attack, eps=parse_eps(a.eps), dataset=a.dataset, n=_n(a),
+        req = TransferRequest(models=models, attack=_attack(a.attack), eps=parse_eps(a.eps), dataset=a.dataset, n=_n(a),
                               seed=a.seed, steps=a.steps, alpha=_alpha(a))
         req.validate()
         ex = _executor(a.executor)

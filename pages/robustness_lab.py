@@ -15,7 +15,16 @@ from explorer.config import get_settings
 from explorer.defences.evaluate import HIDDEN_NOT_ROBUST
 from explorer.evaluation.checks import CHECKS, run_checks
 from explorer.evaluation.data import FULL_SIZE, SET_LABELS
-from explorer.evaluation.report import WORST, check_dicts, curve_rows, eps_label, to_csv, to_json, transfer_rows
+from explorer.evaluation.report import (
+    WORST,
+    check_dicts,
+    curve_rows,
+    eps_label,
+    skipped_pairs,
+    to_csv,
+    to_json,
+    transfer_rows,
+)
 from explorer.models import ModelUnavailable, availability, get_spec, list_specs
 from explorer.models.data import find_mnist
 from explorer.plots.images import upscale
@@ -84,8 +93,9 @@ if photo:
     top = d2.slider("ε max (k/255)", 1.0, 32.0, value=8.0, step=1.0, key="lab_top_photo") / 255
 else:
     top = d2.slider("ε max", 0.05, 1.0, value=EPS_MAX[dataset], step=0.05, key="lab_top")
-points = int(d3.number_input("ε points", 2, get_settings().max_eps_points, value=8, key="lab_points",
-                             help="The grid: evenly spaced from 0 to ε max."))
+points = int(d3.number_input("ε points", 2, 10_000, value=8, key="lab_points",
+                             help=f"The grid: evenly spaced from 0 to ε max (this server allows up to "
+                                  f"{get_settings().max_eps_points})."))
 steps = int(d4.number_input("Steps", 1, 200, value=10, key="lab_steps", help="of PGD, BIM, MI-FGSM, APGD-CE"))
 seed = int(d5.number_input("Seed", 0, 10_000, value=0, key="lab_seed", help="random starts"))
 state.set_query(models=",".join(models), attacks=",".join(attacks), n=str(n))
@@ -100,13 +110,15 @@ if dataset == "uploads":
     if not models:
         st.warning("Choose at least one model.")
         st.stop()
-    shape = tuple(get_spec(models[0]).input_shape)
-    upload_set, problems = lab.register_uploads([(f.name, f.getvalue()) for f in files], shape)
-    for p in problems[:5]:
-        st.warning(p)
+    upload_set, problems = lab.register_uploads([(f.name, f.getvalue()) for f in files], models[0])
+    if problems:
+        more = f"\n- … and {len(problems) - 10} more" if len(problems) > 10 else ""
+        st.warning(f"{len(problems)} file(s) not used:\n" + "\n".join(f"- {p}" for p in problems[:10]) + more)
     if upload_set is None:
         st.error("No usable image in the upload: nothing to evaluate.")
         st.stop()
+    st.caption(f"Your images are converted to {models[0]}'s input; chosen models that take another size are "
+               "skipped (and say so).")
 
 if not models or not attacks:
     st.warning("Choose at least one model and one attack.")
@@ -128,13 +140,13 @@ except ValueError as exc:
     st.stop()
 
 # ------------------------------------------------------------------------------------------------ results
-curves_box = st.container()
+curves_box = st.empty()  # the first look, cleared once the whole set is done
 ev = None
 try:
     if not lab.is_ready(request) and n > QUICK_N:
-        quick = replace(request, n=QUICK_N)
+        quick = replace(request, n=QUICK_N, probe=False)  # the first look: curves only, the checks follow
         ev_quick = lab.evaluate(quick, ex_name)
-        with curves_box:
+        with curves_box.container():
             st.caption(f"First look on {QUICK_N} images; the whole set of {n} is being computed below…")
             st.plotly_chart(accuracy_figure(ev_quick, photo), width="stretch", config=PLOT_CONFIG, key="quick_curves")
     ev = lab.evaluate(request, ex_name)
@@ -152,8 +164,10 @@ with left:
                             on_select="rerun", selection_mode="points")
     clean = ", ".join(f"{m} {a * 100:.1f}%" for m, a in zip(ev.models, ev.clean_accuracy()))
     st.caption(f"{ev.dataset_label}, N = {ev.n}; clean accuracy: {clean}. Shaded: 95% Clopper–Pearson band. "
-               "Dotted steps: the same curve read off each sample's flip ε (bisection between grid points); where "
-               "it leaves the markers, a larger ε failed on a sample a smaller ε fooled. Click a point for its "
+               "Iterative attacks count a sample fooled at a smaller ε as fooled at every larger ε (its adversarial "
+               "lies inside every larger ε-ball: that is what robust accuracy at ε means), so their curves never "
+               "rise. Dotted steps: the curve read off each sample's flip ε (bisection between grid points); where "
+               "FGSM's leaves its markers, a larger ε failed on a sample a smaller ε fooled. Click a point for its "
                "failing images.")
 
 # transfer matrix
@@ -177,8 +191,8 @@ with right:
                    f"white-box on each row's model at ε = {eps_label(tr.eps, photo)} (◆ outlined: white-box). "
                    "Szegedy et al. (2014): adversarials transfer, and the shallow softmax model resists transfers "
                    "from deep ones. Click a cell for its failing images.")
-        for s, t, why in tr.skipped[:6]:
-            st.caption(f"Skipped {s} → {t}: {why}")
+        if tr.skipped:
+            st.info("Blank cells are skipped pairs:\n" + "\n".join(f"- {line}" for line in skipped_pairs(tr)))
     else:
         t_event = None
 
@@ -189,35 +203,43 @@ def _studio_link(model: str, sample_id: str, attack: str, eps: float) -> str:
     return "attack_studio?" + urlencode(q, safe=":/")
 
 
-def _show(items, model: str, attack: str, eps: float, title: str) -> None:
+def _show(items, model: str, link_model: str, eps: float, title: str, note: str = "") -> None:
+    """Failing images ``(sample, adversarial class, image, attack)`` of ``model``; each links to Attack Studio
+    with the model that made the adversarial (``link_model``), the image, the attack and ε."""
     st.markdown(f"**{title}**")
     if not items:
         st.caption("No failing image here: every image the model gets right survives this attack.")
         return
     cols = st.columns(min(len(items), 6))
     classes = get_spec(model).class_names
-    for col, (idx, adv_cls, img) in zip(cols, items):
+    for col, (idx, adv_cls, img, attack) in zip(cols, items):
         true = int(ev.labels[ev.model_index(model), idx]) if model in ev.models else -1
-        col.image(upscale(img, 112), caption=f"#{idx}: {classes[true] if true >= 0 else '?'} → {classes[adv_cls]}",
-                  clamp=True)
+        col.image(upscale(img, 112), caption=f"#{idx}: {classes[true] if true >= 0 else '?'} → {classes[adv_cls]}"
+                  + (f" · {ATTACK_NAMES.get(attack, attack)}" if len(ev.attacks) > 1 else ""), clamp=True)
         sid = ev.sample_ids[idx] if idx < len(ev.sample_ids) else ""
         if sid:
-            col.markdown(f"[Open in Attack Studio]({_studio_link(model, sid, attack, eps)})")
+            col.markdown(f"[Open in Attack Studio]({_studio_link(link_model, sid, attack, eps)})")
+    if note:
+        st.caption(note)
 
 
 picked = (event.selection.points if event and event.selection else []) if event else []
 if picked and picked[0].get("customdata"):
     model, attack, k = picked[0]["customdata"][:3]
     k = int(k)
-    items = ev.failing(model, None if attack == "worst" else attack, k)
-    real = ev.attacks[0] if attack == "worst" else attack
-    _show(items, model, real, float(ev.eps[k]),
-          f"{model} · {WORST if attack == 'worst' else attack} at ε = {eps_label(float(ev.eps[k]), photo)}: failing images")
+    items = (ev.failing_by_attack(model, k) if attack == "worst"
+             else [(*it, attack) for it in ev.failing(model, attack, k)])
+    _show(items, model, model, float(ev.eps[k]),
+          f"{model} · {WORST if attack == 'worst' else attack} at ε = {eps_label(float(ev.eps[k]), photo)}: "
+          "failing images", "An image fooled at a smaller ε of the grid counts at every larger ε (its adversarial "
+          "lies inside every larger ε-ball); the link runs the attack at this ε.")
 t_picked = (t_event.selection.points if t_event and t_event.selection else []) if t_event else []
 if tr is not None and t_picked and t_picked[0].get("customdata"):
     s, t = t_picked[0]["customdata"][:2]
     if s in tr.models and t in tr.models:
-        _show(tr.failing(s, t), t, tr.attack, tr.eps, f"{tr.attack} adversarials made on {s} that fool {t}")
+        _show([(*it, tr.attack) for it in tr.failing(s, t)], t, s, tr.eps,
+              f"{tr.attack} adversarials made on {s} that fool {t}",
+              f"The links open {s} (the model the adversarial was made on) with the image, attack and ε.")
 
 # ------------------------------------------------------------------------------------------------- checks
 st.subheader("Is the number real?")

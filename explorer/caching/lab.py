@@ -71,18 +71,18 @@ def transfer(request: TransferRequest, executor_name: str | None = None) -> Tran
     return _transfer(request.digest(), executor_name, request)
 
 
-def register_uploads(files: list[tuple[str, bytes]], input_shape: tuple[int, int, int]) -> tuple[str | None, list[str]]:
-    """Validate uploaded files / zips (``read_uploads``) and keep the good images, converted to ``input_shape``,
-    as an image set; returns (dataset name for a request or None, one line per rejected file)."""
-    from explorer.caching.projections import read_uploads
+def register_uploads(files: list[tuple[str, bytes]], model_id: str) -> tuple[str | None, list[str]]:
+    """Read uploaded files / zips the way the Projections page does (:func:`explorer.images.uploads.read_uploads`:
+    every limit, zip checks, the decoded cache), convert the good images to ``model_id``'s input (the sidebar's
+    conversion) and keep them as an image set; returns (dataset name for a request or None, one line per file
+    that was not used)."""
     from explorer.evaluation.data import make_set, register_set
-    from explorer.projections.datasets import to_model_input
+    from explorer.images.uploads import read_model_inputs
+    from explorer.models import get_spec
 
-    images, rejected = read_uploads(files)
-    problems = [f"{name}: {why}" for name, why in rejected]
-    if not images:
+    spec = get_spec(model_id)
+    batch = read_model_inputs(files, tuple(spec.input_shape), resize=spec.resize)
+    problems = [f"{name}: {why}" for name, why in batch.problems]
+    if not batch.images:
         return None, problems or ["no image in the upload"]
-    import numpy as np
-
-    x = np.stack([to_model_input(im.pixels, input_shape) for im in images])
-    return register_set(make_set(x, None, "uploads", tuple(im.name for im in images))), problems
+    return register_set(make_set(batch.x, None, "uploads", batch.names)), problems

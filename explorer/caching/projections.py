@@ -14,8 +14,8 @@ Progress: slow steps report through a bar created *inside* the cached function o
 emptied before it returns, so a cache hit replays nothing. t-SNE and UMAP fits have no progress callback:
 they run in a worker thread while the bar shows the elapsed time against an estimate.
 
-``read_uploads`` hands uploaded files and zip archives to :mod:`explorer.images.uploads` (pure, no Streamlit), which
-checks every limit before decoding: bad files come back with a one-line reason and the rest are used.
+``read_uploads`` is :func:`explorer.images.uploads.read_uploads` (pure, no Streamlit), which checks every limit
+before decoding: bad files come back with a one-line reason and the rest are used.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -33,7 +33,7 @@ from explorer.caching import ProgressBar
 from explorer.digest import array_digest
 from explorer.images import LoadedImage
 from explorer.images.uploads import IMAGE_EXTENSIONS, UPLOAD_TYPES  # noqa: F401 - the page's uploader types
-from explorer.images.uploads import UploadLimits, to_model_batch
+from explorer.images.uploads import UploadLimits, to_model_batch  # noqa: F401 - UploadLimits re-exported
 from explorer.images.uploads import read_uploads as _read_uploads
 from explorer.inference import model_cache, predict_proba
 from explorer.projections import (
@@ -111,21 +111,10 @@ def dataset_images(name: str, model_id: str, n: int, seed: int, device: str | No
     return _with_digest(load_images(name, model, n=int(n), seed=int(seed)))
 
 
-def read_uploads(files: Sequence[tuple[str, bytes]], max_images: int | None = None,
-                 limits: UploadLimits | None = None,
-                 input_shape: Sequence[int] | None = None) -> tuple[list[LoadedImage], list[tuple[str, str]]]:
-    """The page's uploads, read by :func:`explorer.images.uploads.read_uploads` within the server's limits
-    (``max_images`` overrides ``EXPLORER_MAX_SET_IMAGES``; ``input_shape``, the model's, counts the model inputs
-    against ``EXPLORER_MAX_DECODED_MB``).
-
-    Not an ``st.cache_data`` entry on purpose: decoded images are cached by content digest in the library's
-    byte-bounded LRU (``explorer.images.uploads.decoded_cache``), which shares one read-only copy between reruns
-    and sessions, where ``st.cache_data`` would unpickle a fresh copy of every array on each rerun.
-    """
-    limits = limits or UploadLimits.from_settings()
-    if max_images is not None:
-        limits = replace(limits, max_set_images=int(max_images))
-    return _read_uploads(files, limits, input_shape=input_shape)
+# The page's uploads: the library's one validated path (every limit before decoding, zip checks, and the
+# byte-bounded decoded cache shared by reruns and sessions, which is why it is not an st.cache_data entry). The
+# Robustness lab reads its uploads through the same function (``explorer.images.uploads.read_model_inputs``).
+read_uploads = _read_uploads
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -153,10 +153,21 @@ class ShardResult:
 
 def evaluate_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: np.ndarray, settings: AttackSettings,
                    *, rows: int, start: int = 0, refine_rounds: int | None = None, refine_points: int | None = None,
-                   keep: int | None = None, model_id: str = "") -> ShardResult:
-    """Attack B samples at every ε of ``eps`` (one batched run), then refine every sample's flip ε.
+                   keep: int | None = None, model_id: str = "", reuse: bool | None = None) -> ShardResult:
+    """Attack B samples at every ε of ``eps``, then refine every sample's flip ε.
 
     ``y`` are the labels the attack works against (for photos and uploads: the model's clean prediction).
+
+    ``reuse`` (default: every attack but FGSM): walk the grid from the smallest ε up and attack, at each ε, only
+    the samples no smaller ε has fooled yet (all of them in one batch). An adversarial found at ε_k lies inside
+    every larger ε-ball, so the sample counts as fooled at every larger ε of the grid, with that adversarial as
+    its witness: a robust-accuracy curve is the share of samples for which *no* perturbation of size ≤ ε was
+    found. Each (sample, ε) row that is run is computed exactly as in a plain run; the curve differs from a plain
+    run's only where the plain run is not monotone (a larger ε failing on a sample a smaller ε fooled), and then
+    it is lower. FGSM builds every ε from one gradient (forwards only), so it runs every row, keeping the
+    non-monotone curves that check 1 looks for. ``reuse=False``: every (sample, ε) row as one batched run.
+    The flip-ε bisection probes the points of each interval from the smallest up and stops at the first that
+    fools (the same answer as probing them all).
     """
     from explorer.inference import predict_logits
 
@@ -164,31 +175,53 @@ def evaluate_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: np
     d_rounds, d_points = default_refine(settings.attack)
     refine_rounds = d_rounds if refine_rounds is None else refine_rounds
     refine_points = d_points if refine_points is None else refine_points
+    reuse = settings.attack != "fgsm" if reuse is None else bool(reuse)
     eps = np.asarray(eps, np.float64)
     b, e = len(x), len(eps)
     keep = (KEEP_EXAMPLES if x.shape[1] == 1 else KEEP_EXAMPLES_PHOTO) if keep is None else keep
     clean = predict_logits(model, x, batch_size=max(1, rows)).argmax(1).astype(np.int64)
-    grid = _Grid(model, x, y, settings, rows, start)
-    idx = np.tile(np.arange(b), e)  # ε-major: row k is sample k % B at ε k // B
-    eps_rows = np.repeat(eps, b)
-    # ε = 0 leaves every image as it is (every attack clips to the ε-ball): its answer is the clean one
-    moved = eps_rows > 0
-    pred_flat = np.tile(clean, e)
-    imgs = np.tile(x, (e, 1, 1, 1)) if keep > 0 else None
-    p_moved, i_moved = grid.run(idx[moved], eps_rows[moved], keep > 0)
-    pred_flat[moved] = p_moved
-    if imgs is not None and i_moved is not None:
-        imgs[moved] = i_moved
-    pred = pred_flat.reshape(e, b)
-    fooled = pred != y[None, :]
     right = clean == y
+    grid = _Grid(model, x, y, settings, rows, start)
+    order = np.argsort(eps, kind="stable")
+    # ε = 0 leaves every image as it is (every attack clips to the ε-ball): its answer is the clean one
+    pred = np.tile(clean, (e, 1))
+    imgs = np.tile(x[None], (e, 1, 1, 1, 1)) if keep > 0 else None
+    if reuse:
+        first = np.full(b, -1)  # position in ``order`` of the first ε that fools (clean-wrong: before the grid)
+        first[~right] = -2
+        for pos, k in enumerate(order):
+            if eps[k] <= 0:
+                continue
+            todo = np.flatnonzero(first == -1)
+            if len(todo):
+                p_k, i_k = grid.run(todo, np.full(len(todo), eps[k]), keep > 0)
+                pred[k, todo] = p_k
+                if imgs is not None and i_k is not None:
+                    imgs[k, todo] = i_k
+                first[todo[p_k != y[todo]]] = pos
+            done = np.flatnonzero(first >= 0)
+            done = done[first[done] < pos]  # fooled at a smaller ε: the witness answers for this ε too
+            if len(done):
+                src = order[first[done]]
+                pred[k, done] = pred[src, done]
+                if imgs is not None:
+                    imgs[k, done] = imgs[src, done]
+    else:
+        idx = np.tile(np.arange(b), e)  # ε-major: row j is sample j % B at ε j // B
+        eps_rows = np.repeat(eps, b)
+        moved = eps_rows > 0
+        pred_flat = pred.reshape(-1)
+        p_moved, i_moved = grid.run(idx[moved], eps_rows[moved], keep > 0)
+        pred_flat[moved] = p_moved
+        if imgs is not None and i_moved is not None:
+            imgs.reshape(e * b, *x.shape[1:])[moved] = i_moved
+    fooled = pred != y[None, :]
 
     # failing examples for display: clean right, adversarial wrong
     ex_idx = np.full((e, keep), -1, np.int64)
     ex_pred = np.full((e, keep), -1, np.int64)
     ex_img = np.zeros((e, keep, *x.shape[1:]), np.float32)
     if keep > 0 and imgs is not None:
-        imgs = imgs.reshape(e, b, *x.shape[1:])
         for k in range(e):
             hits = np.flatnonzero(fooled[k] & right)[:keep]
             ex_idx[k, : len(hits)] = hits + start
@@ -196,7 +229,6 @@ def evaluate_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: np
             ex_img[k, : len(hits)] = imgs[k, hits]
 
     # flip ε: the first grid ε that fools, refined inside (previous grid ε, that ε]
-    order = np.argsort(eps, kind="stable")
     se = eps[order]
     first = np.where(fooled[order].any(axis=0), fooled[order].argmax(axis=0), -1)
     flip = np.full(b, np.inf)
@@ -216,9 +248,20 @@ def evaluate_batch(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: np
         k = max(1, int(refine_points))
         frac = np.arange(1, k + 1) / (k + 1)
         probe = lo[act, None] + (hi[act] - lo[act])[:, None] * frac[None, :]
-        p_idx = np.repeat(act, k)
-        p_pred, _ = grid.run(p_idx, probe.reshape(-1), False)
-        hit = (p_pred != y[p_idx]).reshape(len(act), k)
+        if reuse:  # from the smallest probe up; a sample leaves at its first hit (the answer probing all gives)
+            hit = np.zeros((len(act), k), bool)
+            live = np.arange(len(act))
+            for j in range(k):
+                if not len(live):
+                    break
+                p_pred, _ = grid.run(act[live], probe[live, j], False)
+                h = p_pred != y[act[live]]
+                hit[live[h], j] = True
+                live = live[~h]
+        else:
+            p_idx = np.repeat(act, k)
+            p_pred, _ = grid.run(p_idx, probe.reshape(-1), False)
+            hit = (p_pred != y[p_idx]).reshape(len(act), k)
         any_hit = hit.any(axis=1)
         j = hit.argmax(axis=1)
         new_hi = np.where(any_hit, probe[np.arange(len(act)), j], hi[act])

@@ -46,6 +46,37 @@ def curve_rows(ev: Evaluation) -> list[dict]:
     return out
 
 
+def skipped_pairs(tr: TransferResult) -> list[str]:
+    """The matrix's skipped pairs, one line per reason: a model that cannot run on the image set (its whole row
+    and column), or a pair of models whose inputs differ (an adversarial of one cannot be fed to the other)."""
+    lines: list[str] = []
+    whole: dict[str, str] = {}
+    for _s, _t, why in tr.skipped:
+        if " cannot run on this image set: " in why:
+            m, reason = why.split(" cannot run on this image set: ", 1)
+            whole.setdefault(m, reason)
+    for m, reason in whole.items():
+        lines.append(f"{m} cannot run on this image set ({reason}): its row and column are blank")
+    seen = set()
+    for s, t, why in tr.skipped:
+        if s in whole or t in whole or frozenset((s, t)) in seen:
+            continue
+        seen.add(frozenset((s, t)))
+        shape_s, shape_t = _shapes(why)
+        lines.append(f"{s} ↔ {t}: {shape_s} and {shape_t} inputs, so neither's adversarials can be fed to the other"
+                     if shape_s else f"{s} → {t}: {why}")
+    return lines
+
+
+def _shapes(why: str) -> tuple[str, str]:
+    """("1x8x8", "3x224x224") from a shape-mismatch reason ("a makes 1x8x8 images; b takes 3x224x224")."""
+    if " makes " in why and " images; " in why and " takes " in why:
+        a = why.split(" makes ", 1)[1].split(" images; ", 1)[0]
+        b = why.rsplit(" takes ", 1)[1]
+        return a, b
+    return "", ""
+
+
 def transfer_rows(tr: TransferResult) -> list[dict]:
     acc = tr.accuracy()
     lo, hi = tr.interval()
@@ -142,7 +173,7 @@ def transfer_text(tr: TransferResult) -> str:
     out = [f"Transfer: accuracy (%) of each target (columns) on {tr.attack} adversarials made on each source (rows), "
            f"ε = {tr.eps:.4g}, N = {tr.n}; * white-box", _table(rows, header)]
     if tr.skipped:
-        out += ["Skipped pairs: " + "; ".join(f"{s} -> {t}: {why}" for s, t, why in tr.skipped)]
+        out += ["Skipped pairs:"] + [f"  {line}" for line in skipped_pairs(tr)]
     return "\n".join(out)
 
 

@@ -26,6 +26,8 @@ class ModelProbe:
     big_eps_acc: robust accuracy under ``big_eps_attack`` (no random start) at ε = ``big_eps`` (L∞).
     steps_attack: the iterative attack re-run with 2x steps and with a restart (another seed) at
     ``steps_eps``: acc_base (as evaluated), acc_double, acc_restart (worst of base and the restart).
+    plain_eps / plain_acc: ``steps_attack``'s accuracy at each grid ε > 0 with every (sample, ε) run on its own
+    (no reuse of smaller-ε adversarials), for check 1: a reused curve is monotone by construction.
     """
 
     model_id: str
@@ -42,6 +44,8 @@ class ModelProbe:
     acc_base: float
     acc_double: float
     acc_restart: float
+    plain_eps: tuple[float, ...] = ()
+    plain_acc: tuple[float, ...] = ()
 
 
 @storable
@@ -157,13 +161,19 @@ class Evaluation:
                     out.append((int(idx), int(self.example_pred[m, a, eps_index, k]),
                                 self.examples[m, a, eps_index, k]))
             return out
+        return [item[:3] for item in self.failing_by_attack(model, eps_index)]
+
+    def failing_by_attack(self, model: str, eps_index: int) -> list[tuple[int, int, np.ndarray, str]]:
+        """The worst case's failing samples at (model, ε) with the attack whose adversarial is shown: (sample
+        index, adversarial class, adversarial image, attack)."""
+        m = self.model_index(model)
         fooled = ~self.worst_correct()[m, eps_index] & self.clean_correct()[m]
-        out = []
-        for a in range(len(self.attacks)):
+        out: list[tuple[int, int, np.ndarray, str]] = []
+        for a, attack in enumerate(self.attacks):
             for k, idx in enumerate(self.example_idx[m, a, eps_index]):
                 if idx >= 0 and fooled[idx] and all(o[0] != idx for o in out):
                     out.append((int(idx), int(self.example_pred[m, a, eps_index, k]),
-                                self.examples[m, a, eps_index, k]))
+                                self.examples[m, a, eps_index, k], attack))
         return out
 
 

@@ -3,8 +3,9 @@
 Two entry points, one for each place the app takes images from a visitor:
 
 * :func:`decode_upload` (the sidebar's "upload an image"): one file -> a :class:`LoadedImage`.
-* :func:`read_uploads` (the Projections page): several files and/or zip archives of images -> the decoded
-  images plus ``(name, reason)`` for every file that was not used.
+* :func:`read_uploads` (the Projections page and the Robustness lab): several files and/or zip archives of
+  images -> the decoded images plus ``(name, reason)`` for every file that was not used;
+  :func:`read_model_inputs` adds the conversion to a model's input (the sidebar's, one preallocated batch).
 
 Every limit comes from :class:`UploadLimits` (by default the server's settings, :func:`explorer.config.get_settings`)
 and every refusal is an :class:`ImageError` or a problem line that names its ``EXPLORER_*`` setting:
@@ -382,8 +383,8 @@ def _refuse_all(files: Sequence[tuple[str, bytes]], problems: list[tuple[str, st
 
 
 def read_uploads(files: Sequence[tuple[str, bytes]], limits: UploadLimits | None = None,
-                 cache: DecodedCache | None = None, input_shape: Sequence[int] | None = None,
-                 ) -> tuple[list[LoadedImage], list[tuple[str, str]]]:
+                 cache: DecodedCache | None = None, input_shape: Sequence[int] | None = None, *,
+                 max_images: int | None = None) -> tuple[list[LoadedImage], list[tuple[str, str]]]:
     """Decode uploaded files (images, or zip archives of images) within ``limits`` (default: the settings).
 
     Returns the decoded images (in upload order, zip members in archive order, named ``archive.zip/member``)
@@ -393,9 +394,15 @@ def read_uploads(files: Sequence[tuple[str, bytes]], limits: UploadLimits | None
 
     With ``input_shape`` (the model's ``(C, H, W)``), the float32 model inputs the images will become count
     against ``EXPLORER_MAX_DECODED_MB`` too: 2,000 tiny PNGs are a few KB of pixels but 1.2 GB as 3 x 224 x 224
-    inputs.
+    inputs. ``max_images`` overrides ``EXPLORER_MAX_SET_IMAGES``.
+
+    Not an ``st.cache_data`` entry on purpose: decoded images are cached by content digest in the byte-bounded
+    LRU (:func:`decoded_cache`), which shares one read-only copy between reruns and sessions, where
+    ``st.cache_data`` would unpickle a fresh copy of every array on each rerun.
     """
     limits = limits or UploadLimits.from_settings()
+    if max_images is not None:
+        limits = dataclasses.replace(limits, max_set_images=int(max_images))
     cache = decoded_cache() if cache is None else cache
     problems: list[tuple[str, str]] = []
     candidates: list[_Candidate] = []
@@ -465,3 +472,27 @@ def read_uploads(files: Sequence[tuple[str, bytes]], limits: UploadLimits | None
     finally:
         for a in archives:
             a.close()
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInputs:
+    """An upload read by :func:`read_uploads` and converted to one model's input."""
+
+    images: tuple[LoadedImage, ...]  # the decoded images, in upload order
+    x: np.ndarray  # N x C x H x W float32 in [0, 1]: the images in the model's input
+    problems: tuple[tuple[str, str], ...]  # (name, one-line reason) for every file that was not used
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(im.name for im in self.images)
+
+
+def read_model_inputs(files: Sequence[tuple[str, bytes]], input_shape: Sequence[int], *, resize: int | None = None,
+                      limits: UploadLimits | None = None, cache: DecodedCache | None = None,
+                      max_images: int | None = None) -> ModelInputs:
+    """:func:`read_uploads` (every limit, the zip checks, the decoded cache; the model inputs counted against
+    ``EXPLORER_MAX_DECODED_MB``), then :func:`to_model_batch`: the sidebar's conversion, with the model's
+    ``resize`` (e.g. 256 before a 224 crop)."""
+    shape = tuple(int(v) for v in input_shape)
+    images, problems = read_uploads(files, limits, cache, input_shape=shape, max_images=max_images)
+    return ModelInputs(tuple(images), to_model_batch(images, shape, resize=resize), tuple(problems))

@@ -65,7 +65,8 @@ def accuracy_figure(ev: Evaluation, photo: bool = False, show_flip: bool = True)
 
 def transfer_figure(tr: TransferResult) -> go.Figure:
     """The matrix as an annotated heat map (accuracy %, rows = source, columns = target); the white-box
-    diagonal is outlined; skipped pairs are blank with the reason on hover."""
+    diagonal is outlined; skipped pairs are blank with the reason on hover. Each cell is clickable: an invisible
+    marker at its centre has ``customdata = [source, target]``."""
     acc = tr.accuracy() * 100
     lo, hi = tr.interval()
     reasons = {(s, t): why for s, t, why in tr.skipped}
@@ -85,15 +86,24 @@ def transfer_figure(tr: TransferResult) -> go.Figure:
         hover.append(hrow)
     fig = go.Figure(go.Heatmap(
         z=np.where(np.isfinite(acc), acc, None), x=labels, y=labels, text=text, texttemplate="%{text}",
-        hovertext=hover, hovertemplate="%{hovertext}<extra>click: failing images</extra>", zmin=0, zmax=100,
-        colorscale="Viridis", colorbar={"title": "accuracy %"},
-        customdata=[[[s, t] for t in labels] for s in labels],
+        hoverinfo="skip", zmin=0, zmax=100, colorscale="Viridis", colorbar={"title": "accuracy %"},
+    ))
+    # Plotly cannot select a heat map's cells, so every cell carries an invisible marker: a click selects it
+    # (``customdata = [source, target]``) and its hover text is the cell's
+    cells = [(s, t, hover[i][j]) for i, s in enumerate(labels) for j, t in enumerate(labels)]
+    fig.add_trace(go.Scatter(
+        x=[t for _, t, _ in cells], y=[s for s, _, _ in cells], mode="markers", showlegend=False,
+        marker={"symbol": "square", "size": 48, "opacity": 0, "color": "white"},
+        selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},
+        customdata=[[s, t] for s, t, _ in cells], hovertext=[h for _, _, h in cells],
+        hovertemplate="%{hovertext}<extra>click: failing images</extra>",
     ))
     for i in range(len(labels)):
         if tr.valid[i, i]:
             fig.add_shape(type="rect", x0=i - 0.5, x1=i + 0.5, y0=i - 0.5, y1=i + 0.5,
                           line={"color": "white", "width": 3})
     fig.update_layout(xaxis_title="target model (evaluated)", yaxis_title="source model (attacked, white-box)",
-                      yaxis_autorange="reversed", height=120 + 70 * len(labels),
+                      xaxis_range=[-0.5, len(labels) - 0.5], yaxis_range=[len(labels) - 0.5, -0.5],
+                      height=120 + 70 * len(labels),
                       margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig

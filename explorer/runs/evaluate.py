@@ -139,6 +139,7 @@ class EvalShard:
     refine_points: int
     keep: int
     device: str | None
+    reuse: bool | None = None
 
 
 def run_eval_shard(item: EvalShard) -> ShardResult:
@@ -154,7 +155,8 @@ def run_eval_shard(item: EvalShard) -> ShardResult:
     y = item.y if item.y is not None else predict_logits(model, item.x, batch_size=item.rows).argmax(1)
     res = evaluate_batch(model, item.x, np.asarray(y, np.int64), np.asarray(item.eps), item.settings,
                          rows=item.rows, start=item.start, refine_rounds=item.refine_rounds,
-                         refine_points=item.refine_points, keep=item.keep, model_id=item.model_id)
+                         refine_points=item.refine_points, keep=item.keep, model_id=item.model_id,
+                         reuse=item.reuse)
     store.put(item.digest, res)
     return res
 
@@ -172,6 +174,7 @@ class ProbeShard:
     rows: int
     device: str | None
     alpha: float | None = None
+    plain_eps: tuple[float, ...] = ()
 
 
 def run_probe_shard(item: ProbeShard) -> ModelProbe:
@@ -186,7 +189,7 @@ def run_probe_shard(item: ProbeShard) -> ModelProbe:
     y = item.y if item.y is not None else predict_logits(model, item.x, batch_size=item.rows).argmax(1)
     res = probe_model(model, item.x, np.asarray(y, np.int64), model_id=item.model_id, attack=item.attack,
                       steps=item.steps, steps_eps=item.steps_eps, seed=item.seed, rows=item.rows,
-                      alpha=item.alpha)
+                      alpha=item.alpha, plain_eps=item.plain_eps)
     store.put(item.digest, res)
     return res
 
@@ -213,6 +216,11 @@ class EvaluateRequest(Request):
     shard (0: 100, photos 8). rows: rows per attack call (0: ``EXPLORER_MAX_BATCH``). refine_rounds /
     refine_points: bisection of each sample's flip ε (-1: FGSM 4 rounds of 7 probes, iterative 1 of 3).
     probe: run the per-model probes behind the honest-evaluation checks. probe_n: samples they use.
+    reuse_smaller_eps: iterative attacks walk the grid from the smallest ε up and attack at each ε only the
+    samples no smaller ε has fooled (an adversarial inside the ε_k-ball is inside every larger ball, so the sample
+    counts as fooled there too: that is what a robust-accuracy curve measures); FGSM always runs every row.
+    False: every (sample, ε) row is attacked on its own, and a curve may rise with ε. With reuse, the probes run
+    the iterative attack row by row on their samples, so check 1 can still see a rising curve.
     """
 
     kind: ClassVar[str] = "evaluate"
@@ -232,6 +240,7 @@ class EvaluateRequest(Request):
     probe: bool = True
     probe_n: int = 100
     device: str | None = None
+    reuse_smaller_eps: bool = True
 
     def resolved(self) -> EvaluateRequest:
         """Defaults filled in (what the digest covers)."""
@@ -322,10 +331,12 @@ class EvaluateRequest(Request):
                     stop = min(len(s), start + r.shard_size)
                     digest = content_digest("evaluate-shard", {
                         "model": m, "settings": settings, "eps": r.eps, "set": set_id, "seed": r.seed,
-                        "start": start, "stop": stop, "rows": r.rows, "refine": [rounds, points], "keep": keep})
+                        "start": start, "stop": stop, "rows": r.rows, "refine": [rounds, points], "keep": keep,
+                        "reuse": bool(r.reuse_smaller_eps and a != "fgsm")})
                     shards.append(EvalShard(digest, m, settings, r.eps, s.images[start:stop],
                                             None if labels is None else labels[start:stop], start, r.rows,
-                                            rounds, points, keep, r.device))
+                                            rounds, points, keep, r.device,
+                                            reuse=bool(r.reuse_smaller_eps and a != "fgsm")))
         return skipped, sets, shards
 
     def execute(self, executor: Executor, *, progress: ProgressFn | None = None,
@@ -394,11 +405,13 @@ class EvaluateRequest(Request):
                 k = min(r.probe_n, len(s))
                 correct = (pred[i] == labels[i][None, None]) & (clean[i] == labels[i])[None, None]
                 steps_eps = steps_probe_eps(correct[ai[it]].mean(-1), eps_arr) if it else 0.0
+                plain_eps = tuple(r.eps) if it and r.reuse_smaller_eps else ()
                 pd = content_digest("evaluate-probe", {"model": m, "set": r.dataset, "n": k, "seed": r.seed,
                                                         "attack": it or "", "steps": r.steps, "alpha": r.alpha,
-                                                        "steps_eps": steps_eps, "rows": r.rows})
+                                                        "steps_eps": steps_eps, "rows": r.rows,
+                                                        "plain_eps": list(plain_eps)})
                 items.append(ProbeShard(pd, m, s.images[:k], None if s.labels_are_predictions else s.labels[:k],
-                                        it, r.steps, steps_eps, r.seed, r.rows, r.device, r.alpha))
+                                        it, r.steps, steps_eps, r.seed, r.rows, r.device, r.alpha, plain_eps))
             probes = _map(executor, run_probe_shard, items, progress, cancelled, len(shards), total)
         ev = Evaluation(
             digest=digest, dataset=r.dataset, dataset_label=_dataset_label(r.dataset), models=models,
@@ -547,6 +560,10 @@ class TransferRequest(Request):
         for m in models:
             if model_skip[m] is None and shapes[m] not in sets:
                 sets[shapes[m]] = load_set(r.dataset, r.n, r.seed, shapes[m])
+            if model_skip[m] is None and sets[shapes[m]].input_shape != tuple(shapes[m]):
+                # an uploaded set is converted once, to one model's input: other shapes cannot take it
+                model_skip[m] = (f"the image set is {'x'.join(map(str, sets[shapes[m]].input_shape))}; this model "
+                                 f"takes {'x'.join(map(str, shapes[m]))}")
         usable = [m for m in models if model_skip[m] is None]
         if not usable:
             raise ValueError("no chosen model can run on this image set (" +

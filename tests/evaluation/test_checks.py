@@ -72,3 +72,20 @@ def test_rising_accuracy_is_flagged(fresh_store):
     pred[0, 0, -1] = ev.labels[0]  # pretend the largest ε fools nothing: accuracy jumps back up
     rows = run_checks(replace(ev, pred=pred))
     assert statuses(rows, "digits-mlp")["monotone"] == "warn"
+
+
+def test_reused_curve_cannot_rise_but_the_probe_sees_the_plain_one_rise(fresh_store):
+    # one-step BIM (FGSM-like) on the digits CNN up to ε = 1: run ε by ε, some samples fooled at a small ε are not
+    # at a larger one, so the plain curve rises; reusing smaller-ε adversarials makes the curve monotone, and the
+    # probe (the attack run row by row on its samples) still reports the rise
+    kw = dict(attacks=("bim",), steps=1, eps=tuple(float(v) for v in np.linspace(0, 1, 8)))
+    plain = evaluate(("digits-cnn",), reuse_smaller_eps=False, **kw)
+    fast = evaluate(("digits-cnn",), **kw)
+    rise = lambda acc: float((acc - np.minimum.accumulate(acc)).max())  # noqa: E731
+    assert rise(plain.accuracy()[0, 0]) > 0.025
+    assert rise(fast.accuracy()[0, 0]) == 0
+    assert np.all(fast.accuracy() <= plain.accuracy())
+    assert statuses(run_checks(plain), "digits-cnn")["monotone"] == "warn"
+    rows = run_checks(fast)
+    assert statuses(rows, "digits-cnn")["monotone"] == "warn"
+    assert "separately" in next(r.message for r in rows if r.check == "monotone")

@@ -57,3 +57,10 @@ def test_bad_input_is_one_line(args, msg, capsys):
     assert main(args) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0]
+
+
+def test_apgd_ce_is_accepted_for_apgd(fresh_store, capsys):
+    assert main(["robustness", "--models", "digits-softmax", "--attacks", "fgsm,apgd-ce", "--eps", "0:0.3:3",
+                 "--n", "12", "--steps", "2", "--no-transfer", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {c["attack"] for c in doc["evaluation"]["curves"]} == {"fgsm", "apgd", "worst case"}

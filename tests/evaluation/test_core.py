@@ -46,16 +46,53 @@ def test_fgsm_grid_is_bit_identical_to_separate_calls(mlp, digits):
 def test_pgd_rows_equal_separate_calls_without_random_start(mlp, digits):
     x, y = digits
     s = AttackSettings("pgd", steps=5, random_start=False)
-    res = evaluate_batch(mlp, x, y, EPS, s, rows=1000, refine_rounds=0, keep=0)
+    res = evaluate_batch(mlp, x, y, EPS, s, rows=1000, refine_rounds=0, keep=0, reuse=False)
     assert np.array_equal(res.pred, separate(mlp, x, y, "pgd", EPS, steps=5, random_start=False))
+
+
+def test_reuse_runs_each_row_as_a_plain_run_and_counts_smaller_eps_adversarials(digits):
+    """A sample fooled at ε_k is fooled at every larger ε (its adversarial is inside every larger ball): the
+    reused curve runs fewer rows, every row it does run equals the plain run's, the flip ε is the same, and
+    accuracy differs only where the plain run was not monotone (then it is lower)."""
+    x, y = digits
+    cnn = model_cache().get("digits-cnn")
+    eps = np.linspace(0, 1, 8)
+    s = AttackSettings("pgd", steps=2, random_start=False)  # weak on purpose: its plain curve is not monotone
+    plain = evaluate_batch(cnn, x, y, eps, s, rows=1000, keep=2, reuse=False)
+    fast = evaluate_batch(cnn, x, y, eps, s, rows=1000, keep=2, reuse=True)
+    sep = separate(cnn, x, y, "pgd", eps, steps=2, random_start=False)
+    assert np.array_equal(plain.pred, sep)
+    fooled = sep != y[None]
+    right = plain.clean_pred == y
+    first = np.where(fooled.any(0), fooled.argmax(0), len(eps))
+    ran = (np.arange(len(eps))[:, None] <= first[None]) & right[None]
+    assert np.array_equal(fast.pred[ran], sep[ran])  # rows that were run: exactly the plain run's answer
+    for i in np.flatnonzero(right & (first < len(eps))):  # later rows: the witness found at the first ε
+        assert np.all(fast.pred[first[i]:, i] == sep[first[i], i])
+    acc_plain = ((plain.pred == y) & right).mean(1)
+    acc_fast = ((fast.pred == y) & right).mean(1)
+    assert np.all(np.diff(acc_fast) <= 0)
+    assert np.all(acc_fast <= acc_plain)
+    assert np.array_equal(acc_fast, np.minimum.accumulate(((fast.pred == y) & right).mean(1)))
+    assert not np.all(np.diff(fooled[:, right].astype(int), axis=0) >= 0)  # the plain run is not monotone...
+    assert np.any(acc_fast < acc_plain)  # ...and there the reused curve is lower
+    assert np.array_equal(fast.flip_eps, plain.flip_eps) and np.array_equal(fast.flip_width, plain.flip_width)
+    # kept examples really are adversarial within their ε
+    for k in range(1, len(eps)):
+        for j, i in enumerate(fast.example_idx[k]):
+            if i >= 0:
+                assert np.abs(fast.examples[k, j] - x[i]).max() <= eps[k] + 1e-6
+                assert fast.example_pred[k, j] != y[i]
 
 
 def test_chunking_does_not_change_results(mlp, digits):
     x, y = digits
     s = AttackSettings("pgd", steps=3, random_start=False)
-    a = evaluate_batch(mlp, x, y, EPS, s, rows=37, keep=0)
-    b = evaluate_batch(mlp, x, y, EPS, s, rows=1000, keep=0)
-    assert np.array_equal(a.pred, b.pred)
+    for reuse in (False, True):
+        a = evaluate_batch(mlp, x, y, EPS, s, rows=37, keep=0, reuse=reuse)
+        b = evaluate_batch(mlp, x, y, EPS, s, rows=1000, keep=0, reuse=reuse)
+        assert np.array_equal(a.pred, b.pred)
+        assert np.array_equal(a.flip_eps, b.flip_eps)
 
 
 def test_flip_eps_matches_the_grid_and_is_refined(mlp, digits):

@@ -54,3 +54,25 @@ def test_no_attack_chosen_is_a_warning(fresh_store):
     at.multiselect(key="lab_attacks").set_value([]).run()
     assert not at.exception
     assert any("at least one model and one attack" in w.value for w in at.warning)
+
+
+def test_an_eps_grid_over_the_cap_is_one_clear_error(fresh_store, monkeypatch):
+    monkeypatch.setenv("EXPLORER_MAX_EPS_POINTS", "16")
+    at = run_page(models="digits-softmax", attacks="fgsm", n="10")
+    assert not at.exception and not at.error
+    at.number_input(key="lab_points").set_value(17).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["the ε grid has 17 values; this server allows at most 16 "
+                                           "(EXPLORER_MAX_EPS_POINTS)"]
+    assert at.multiselect(key="lab_models_digits").value == ["digits-softmax"]  # nothing lost
+    at.number_input(key="lab_points").set_value(16).run()
+    assert not at.exception and not at.error
+
+
+def test_the_first_look_is_replaced_by_the_whole_set(fresh_store):
+    at = run_page(models="digits-softmax", attacks="fgsm", n="70")  # above the first look's 60 images
+    assert not at.exception and not at.error
+    keys = [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")]
+    assert "quick_curves" not in keys and "curves" in keys
+    assert not any("First look" in c.value for c in at.caption)
+    assert any("N = 70" in c.value for c in at.caption)

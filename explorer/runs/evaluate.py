@@ -206,6 +206,16 @@ def _map(executor: Executor, fn, items: list, progress: ProgressFn | None, cance
 # ------------------------------------------------------------------------------------------ evaluation
 
 
+
+def _stored(store, digest: str, cls: type, progress: ProgressFn | None):
+    """The stored result of ``digest`` when it is a ``cls`` (reported as done), else None."""
+    hit = store.get(digest)
+    if not isinstance(hit, cls):
+        return None
+    if progress is not None:
+        progress(1, 1)
+    return hit
+
 @dataclass(frozen=True)
 class EvaluateRequest(Request):
     """Robust accuracy of several models under several attacks over an ε grid on an image set.
@@ -346,10 +356,8 @@ class EvaluateRequest(Request):
         r = self.resolved()
         digest = self.digest()
         store = default_store()
-        hit = store.get(digest)
-        if isinstance(hit, Evaluation):
-            if progress is not None:
-                progress(1, 1)
+        hit = _stored(store, digest, Evaluation, progress)
+        if hit is not None:
             return hit
         t0 = time.perf_counter()
         skipped, sets, shards = self.plan()
@@ -547,10 +555,8 @@ class TransferRequest(Request):
         r = self.resolved()
         digest = self.digest()
         store = default_store()
-        hit = store.get(digest)
-        if isinstance(hit, TransferResult):
-            if progress is not None:
-                progress(1, 1)
+        hit = _stored(store, digest, TransferResult, progress)
+        if hit is not None:
             return hit
         t0 = time.perf_counter()
         models = r.models

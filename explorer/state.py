@@ -535,9 +535,25 @@ def _draw() -> Selection:
     image = _pick_image(spec)
     device = _pick_device()
     x = to_model_input(image, spec.input_shape, resize=spec.resize)
-    __import__("explorer.teaching").teaching.on_every_page()  # lesson bar, hide=, presenter rooms (issue 13)
+    _every_page()
     return Selection(model_id=model_id, spec=spec, image=image, x=x, digest=array_digest(x), device=device,
                      label=image.label)
+
+
+def _every_page() -> None:
+    from explorer import teaching
+    from explorer.caching import jobs
+
+    teaching.on_every_page()  # lesson bar, hide=, presenter rooms
+    jobs.sidebar_load()  # one line about the server's heavy-work load, when it is busy
+
+
+def page_chrome() -> None:
+    """For pages without the model and image pickers (Robustness lab): the deep-link fix, the session sweep,
+    the lesson bar and presenter rooms, and the server's load line, as :func:`sidebar` gives every other page."""
+    ensure_navigation()
+    sessions.maybe_sweep()
+    _every_page()
 
 
 def sidebar() -> Selection:

@@ -390,6 +390,8 @@ def slices_tab(sel: state.Selection) -> None:
     except ValueError as exc:
         st.warning(f"Cannot build this slice: {esc(exc)}")
         return
+    if sl is None:
+        return  # a heavy slice waits or runs on the server's queue: its status box is drawn above
     r = sl.result
     fg = attack_cache.attack(sel.model_id, sel.digest, int(label), AttackConfig("fgsm", eps=config.eps),
                              sel.device, sel.x)
@@ -446,6 +448,8 @@ def slices_tab(sel: state.Selection) -> None:
     except ValueError as exc:
         st.warning(f"Cannot compute the profile: {esc(exc)}")
         return
+    if prof is None:
+        return  # queued: its status box is drawn above
     pfig = profile_figure(prof.t * scale, prof.loss_adv, prof.logits_adv, prof.loss_rand, prof.logits_rand, names,
                           prof.label, height=560)
     if photo:
@@ -491,6 +495,8 @@ def smoothed_view(sel: state.Selection, config: SliceConfig, sl, names: tuple[st
     except ValueError as exc:
         st.warning(f"Cannot smooth this slice: {esc(exc)}")
         return
+    if sm is None:
+        return  # queued: its status box is drawn above
     r = sl.result
     fig = slice_figure(r.coords * scale, sm.pred, names, max_prob=sm.max_prob, axis1=sl.plane.axis1 + tick,
                        axis2=sl.plane.axis2 + tick, markers=shown, ball=sl.ball * scale, eps=config.eps * scale,

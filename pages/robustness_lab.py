@@ -42,7 +42,7 @@ DEFAULT_N = {"digits": 360, "mnist": 500, "photos": 16, "uploads": 2000}
 CURVE_ATTACKS = tuple(a for a in ATTACKS if a not in ("deepfool", "cw"))
 PLOT_CONFIG = {"displayModeBar": False}
 
-state.ensure_navigation()
+state.page_chrome()
 st.title("Robustness lab")
 st.markdown(
     "How robust is a model over a **whole test set**, at every ε, against the **strongest** of several attacks? "
@@ -153,6 +153,8 @@ try:
 except (ValueError, ModelUnavailable) as exc:
     st.error(str(exc).splitlines()[0])
     st.stop()
+if ev is None:
+    st.stop()  # queued or running: its status box is drawn above, and the page reruns when it is done
 curves_box.empty()
 
 for m, why in ev.skipped:
@@ -293,6 +295,8 @@ else:
         except (ValueError, ModelUnavailable) as exc:
             st.error(str(exc).splitlines()[0])
             continue
+        if tw is None:
+            continue  # queued or running: its status box is drawn here
         st.markdown(f"**{names.get(m, m)}** ({m}) against its baseline {tw.baseline}: PGD-{tw.steps} (L∞, random "
                     f"start), N = {tw.n}; adaptive: {tw.adaptive_label()}.")
         tl, tr_ = st.columns([3, 2])

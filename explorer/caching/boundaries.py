@@ -11,9 +11,11 @@ Which cache holds what
   ``torch.autograd.grad``, and nothing ever mutates it.
 * **Everything derived from it: ``st.cache_data``** (plain numpy results): the probability / gradient grid, the
   margins, the attack on one picked point. Keyed by the same configs plus their own settings.
-* **Slices: ``st.cache_data``** keyed by ``(model_id, image digest, label, SliceConfig, device)`` with the
-  image as ``_x`` (never hashed). The PGD perturbation comes from ``explorer.caching.attacks`` with the same
-  ``AttackConfig`` Attack Studio uses, so the PGD marker is the very attack shown there (and cached once).
+* **Slices, profiles, noise-averaged slices: run-layer requests**, keyed by their request digest (the image
+  by its digest, never hashed). Light ones run inline through ``st.cache_data``; heavy ones (a photo model's
+  slice, a noise-averaged slice) are jobs on the server's queue. The PGD perturbation comes from
+  ``explorer.caching.attacks`` with the same ``AttackConfig`` Attack Studio uses, so the PGD marker is the very
+  attack shown there (and cached once).
 
 Progress: training, slices and profiles report progress through a bar that is created *inside* the cached
 function on its first report and emptied before the function returns, so a cache hit replays nothing (no
@@ -103,55 +105,92 @@ def point_attack(data: ToyDataConfig, mlp: MLPConfig, adv: AdvTrainConfig, index
 
 
 # ----------------------------------------------------------------------------------------------- slices
+# Each of these is a run-layer request: light ones (a digits slice) run here, through ``st.cache_data`` with a
+# progress bar; heavy ones (a photo model's slice, a noise-averaged slice) are jobs on the server's queue
+# (``explorer.caching.jobs``): the function returns None while the job waits or runs, with its status box drawn
+# where the result will appear.
+def _slice_request(model_id: str, image_digest: str, label: int, config: SliceConfig, device: str | None,
+                   x: np.ndarray) -> SliceRequest:
+    adv = adversarial(model_id, image_digest, int(label), pgd_config(config.eps, config.pgd_steps), device, x)
+    return SliceRequest(model_id, image_digest, int(label), config, device, x, adversarial=adv)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
+def _image_slice(digest: str, _request: SliceRequest) -> Slice:
+    c = _request.config
+    bar = ProgressBar(f"Classifying {c.resolution}×{c.resolution} images on the plane")
+    try:
+        return run(_request, progress=bar)
+    finally:
+        bar.close()
+
+
 def image_slice(model_id: str, image_digest: str, label: int, config: SliceConfig, device: str | None,
-                _x: np.ndarray) -> Slice:
-    """The slice ``config`` through image ``_x`` (C x H x W in [0, 1]; digest ``image_digest``).
+                x: np.ndarray) -> Slice | None:
+    """The slice ``config`` through image ``x`` (C x H x W in [0, 1]; digest ``image_digest``), or None while its
+    job waits or runs.
 
     The PGD marker (and the "pgd/random" plane's first direction) is Attack Studio's cached PGD at
     ``config.eps``. Raises ``ValueError`` with a one-line message for a plane that cannot be built (e.g. a
     target equal to the true class); errors are not cached.
     """
-    adv = adversarial(model_id, image_digest, int(label), pgd_config(config.eps, config.pgd_steps), device, _x)
-    bar = ProgressBar(f"Classifying {config.resolution}×{config.resolution} images on the plane")
-    try:
-        return run(SliceRequest(model_id, image_digest, int(label), config, device, _x, adversarial=adv),
-                   progress=bar)
-    finally:
-        bar.close()
+    from explorer.caching import jobs
+
+    request = _slice_request(model_id, image_digest, label, config, device, x)
+    request.validate()
+    return jobs.run_or_queue(request, slot="boundaries.slice",
+                             label=f"Slice of {config.resolution}×{config.resolution} images",
+                             inline=lambda: _image_slice(request.digest(), request))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def profile(model_id: str, image_digest: str, label: int, extent: float, n: int, seed: int, clip: bool,
-            device: str | None, _x: np.ndarray) -> Profile:
-    """Loss and logits along sign(∇ₓL) and along a random sign direction of the same length (``n`` points)."""
+def _profile(digest: str, _request: ProfileRequest) -> Profile:
     bar = ProgressBar("Walking along the adversarial and a random direction")
     try:
-        return run(ProfileRequest(model_id, image_digest, int(label), extent, n, seed, clip, device, _x),
-                   progress=bar)
+        return run(_request, progress=bar)
     finally:
         bar.close()
+
+
+def profile(model_id: str, image_digest: str, label: int, extent: float, n: int, seed: int, clip: bool,
+            device: str | None, x: np.ndarray) -> Profile | None:
+    """Loss and logits along sign(∇ₓL) and along a random sign direction of the same length (``n`` points);
+    None while its job waits or runs."""
+    from explorer.caching import jobs
+
+    request = ProfileRequest(model_id, image_digest, int(label), extent, n, seed, clip, device, x)
+    request.validate()
+    return jobs.run_or_queue(request, slot="boundaries.profile", label="Linearity profile",
+                             inline=lambda: _profile(request.digest(), request))
 
 
 # ------------------------------------------------------------------------------------- noise averaging
 @st.cache_data(max_entries=32, show_spinner=False)
+def _smoothed_slice(digest: str, _request):
+    bar = ProgressBar(f"Classifying {_request.resolution}×{_request.resolution} images × {_request.n_samples} "
+                      "noise draws")
+    try:
+        return run(_request, progress=bar)
+    finally:
+        bar.close()
+
+
 def smoothed_slice(model_id: str, image_digest: str, label: int, config: SliceConfig, device: str | None,
-                   sigma: float, n: int, _x: np.ndarray, _slice: Slice):
-    """The noise-averaged model (``n`` fixed Gaussian draws of σ around ``model_id``) on the plane of ``_slice``
-    (the cached slice of the same key), with the speckle fractions before and after
-    (``explorer.runs.defences.SmoothedSliceRequest``)."""
+                   sigma: float, n: int, x: np.ndarray, sl: Slice):
+    """The noise-averaged model (``n`` fixed Gaussian draws of σ around ``model_id``) on the plane of ``sl``
+    (the slice of the same key), with the speckle fractions before and after
+    (``explorer.runs.defences.SmoothedSliceRequest``); None while its job waits or runs."""
+    from explorer.caching import jobs
     from explorer.digest import array_digest
     from explorer.runs.defences import SmoothedSliceRequest
 
-    plane = _slice.plane
-    bar = ProgressBar(f"Classifying {config.resolution}×{config.resolution} images × {n} noise draws")
-    try:
-        return run(SmoothedSliceRequest(model_id, image_digest, array_digest(np.stack([plane.d1, plane.d2])),
-                                        float(config.extent), int(config.resolution), bool(config.clip),
-                                        float(sigma), int(n), 0, device, _x, plane.d1, plane.d2,
-                                        _slice.result.pred), progress=bar)
-    finally:
-        bar.close()
+    plane = sl.plane
+    request = SmoothedSliceRequest(model_id, image_digest, array_digest(np.stack([plane.d1, plane.d2])),
+                                   float(config.extent), int(config.resolution), bool(config.clip), float(sigma),
+                                   int(n), 0, device, x, plane.d1, plane.d2, sl.result.pred)
+    request.validate()
+    return jobs.run_or_queue(request, slot="boundaries.smoothed", label=f"Noise-averaged slice (n = {n})",
+                             inline=lambda: _smoothed_slice(request.digest(), request))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

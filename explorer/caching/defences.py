@@ -12,11 +12,6 @@ import streamlit as st
 
 from explorer.caching import ProgressBar
 from explorer.runs.defences import ThreeWayEvaluation, ThreeWayRequest
-from explorer.runs.store import default_store
-
-
-def is_ready(request: ThreeWayRequest) -> bool:
-    return default_store().get(request.digest()) is not None
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -32,10 +27,17 @@ def _three_way(digest: str, executor_name: str | None, _request: ThreeWayRequest
         bar.close()
 
 
-def three_way(request: ThreeWayRequest, executor_name: str | None = None) -> ThreeWayEvaluation:
-    """The three-way evaluation (validated first: a one-line ``ValueError`` on bad settings)."""
+def three_way(request: ThreeWayRequest, executor_name: str | None = None) -> ThreeWayEvaluation | None:
+    """The three-way evaluation (validated first: a one-line ``ValueError`` on bad settings): a job on the
+    server's queue, None while it waits or runs (its status box is drawn here meanwhile)."""
+    from explorer.caching import jobs
+
     request.validate()
-    return _three_way(request.digest(), executor_name, request)
+    r = request.resolved()
+    return jobs.run_or_queue(
+        request, slot=f"lab.three_way.{r.model}", executor=executor_name,
+        label=f"Three-way evaluation of {r.model}: {r.n} images × {len(r.eps)} ε",
+        inline=lambda: _three_way(request.digest(), executor_name, request))
 
 
 def blog_result() -> tuple[dict | None, bool]:

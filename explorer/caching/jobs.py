@@ -99,9 +99,9 @@ def queue() -> JobQueue:
     return q
 
 
-def submit(request: Request, slot: str | None = None) -> JobView:
+def submit(request: Request, slot: str | None = None, executor: str | None = None) -> JobView:
     """Submit for this session (``ValueError`` with one line for an invalid request)."""
-    return queue().submit(request, session_id(), slot=slot)
+    return queue().submit(request, session_id(), slot=slot, executor=executor)
 
 
 def _cancelled() -> set[str]:
@@ -125,9 +125,10 @@ def _status(digest: str, sid: str, label: str) -> None:
             st.rerun(scope="app")
 
 
-def result(request: Request, *, slot: str, label: str = "Computing") -> Any | None:
+def result(request: Request, *, slot: str, label: str = "Computing", executor: str | None = None) -> Any | None:
     """The request's result, or None while it waits or runs (a status box is drawn here) or after it failed or
-    was cancelled (one line and a button to run it again are drawn here)."""
+    was cancelled (one line and a button to run it again are drawn here). ``executor``: where its shards run
+    (``local`` / ``ray``; default: the server's)."""
     try:
         digest = request.digest()
     except (TypeError, ValueError) as exc:
@@ -140,7 +141,7 @@ def result(request: Request, *, slot: str, label: str = "Computing") -> Any | No
             st.rerun()
         return None
     try:
-        view = submit(request, slot=slot)
+        view = submit(request, slot=slot, executor=executor)
     except ValueError as exc:
         st.error(f"{label}: {' '.join(str(exc).split())}")
         return None
@@ -159,14 +160,15 @@ def result(request: Request, *, slot: str, label: str = "Computing") -> Any | No
     return None
 
 
-def run_or_queue(request: Request, *, slot: str, label: str, inline: Callable[[], T]) -> T | None:
+def run_or_queue(request: Request, *, slot: str, label: str, inline: Callable[[], T],
+                 executor: str | None = None) -> T | None:
     """``inline()`` (the page's cached path, with its own progress bar) when the request is light; otherwise the
     queued job's result, or None while it waits or runs (its status box is drawn here) or after it failed."""
     try:
         heavy = queue().is_heavy(request)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         heavy = False
-    return result(request, slot=slot, label=label) if heavy else inline()
+    return result(request, slot=slot, label=label, executor=executor) if heavy else inline()
 
 
 def load_line() -> str | None:

@@ -2,9 +2,10 @@
 
 The run layer already keeps every result (and every finished shard) in the result store by request digest, in
 memory and on disk, so a rerun or a second visitor gets it at once; ``st.cache_data`` adds the decoded
-object per digest on top. Long runs draw a progress bar with images×ε per second and an ETA; leaving the page
-or changing a setting stops the run between two shards, and the shards already finished are kept (the next
-run resumes from them).
+object per digest on top. Light runs (a first look on a few images) draw a progress bar with images×ε per second
+and an ETA here; heavy ones are jobs on the server's queue, deduplicated across visitors, with their position,
+progress, ETA and a cancel button where the result will appear. Changing a setting or closing the tab stops a
+job nobody else wants between two shards, and the shards already finished are kept (the next run resumes).
 """
 
 from __future__ import annotations
@@ -60,15 +61,31 @@ def _transfer(digest: str, executor_name: str | None, _request: TransferRequest)
                      len(r.models) * r.n, executor_name)
 
 
-def evaluate(request: EvaluateRequest, executor_name: str | None = None) -> Evaluation:
-    """The evaluation (validated first: a one-line ``ValueError`` on bad settings)."""
+def evaluate(request: EvaluateRequest, executor_name: str | None = None) -> Evaluation | None:
+    """The evaluation (validated first: a one-line ``ValueError`` on bad settings). A light one (a first look
+    on a few images) runs here with a progress bar; a heavy one is a job on the server's queue
+    (``explorer.caching.jobs``): None while it waits or runs, and its status box (position, progress, ETA,
+    cancel) is drawn here meanwhile."""
+    from explorer.caching import jobs
+
     request.validate()
-    return _evaluate(request.digest(), executor_name, request)
+    r = request.resolved()
+    return jobs.run_or_queue(
+        request, slot="lab.evaluate", executor=executor_name,
+        label=f"Attacking {r.n} images × {len(r.eps)} ε × {len(r.models)} models × {len(r.attacks)} attacks",
+        inline=lambda: _evaluate(request.digest(), executor_name, request))
 
 
-def transfer(request: TransferRequest, executor_name: str | None = None) -> TransferResult:
+def transfer(request: TransferRequest, executor_name: str | None = None) -> TransferResult | None:
+    """The transfer matrix, like :func:`evaluate` (None while its job waits or runs)."""
+    from explorer.caching import jobs
+
     request.validate()
-    return _transfer(request.digest(), executor_name, request)
+    r = request.resolved()
+    return jobs.run_or_queue(
+        request, slot="lab.transfer", executor=executor_name,
+        label=f"Transfer matrix: {r.attack} at ε = {r.eps:.4g} on {len(r.models)} models",
+        inline=lambda: _transfer(request.digest(), executor_name, request))
 
 
 def register_uploads(files: list[tuple[str, bytes]], model_id: str) -> tuple[str | None, list[str]]:

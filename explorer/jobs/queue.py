@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import threading
 import time
@@ -80,6 +81,33 @@ class JobView:
         return "Done."
 
 
+def _execute(request: Request, executor: Executor, ctx: JobContext) -> Any:
+    """Run ``request`` on a worker, feeding its progress into ``ctx`` and stopping it when ``ctx`` is cancelled.
+
+    Requests that shard through ``executor.map`` take ``progress(done, total)`` and ``cancelled()`` (checked
+    between shards); single-image requests that accept a ``progress(frac, text)`` get one that also raises
+    :class:`Cancelled` at each report (a report comes from inside the model's forward, so a sweep or a slice
+    stops within one batch). Anything else runs to the end and reports only its finish."""
+    params = inspect.signature(request.execute).parameters
+    if "cancelled" in params:
+        t0 = time.monotonic()
+
+        def shards(done: int, total: int) -> None:
+            left = (time.monotonic() - t0) / done * (total - done) if done else None
+            eta = f", about {left:.0f} s left" if left is not None and done < total else ""
+            ctx.report(done / max(total, 1), f"{done} of {total} parts{eta}")
+
+        return request.execute(executor, progress=shards, cancelled=lambda: ctx.cancelled)
+    if getattr(request, "accepts_progress", False) and "progress" in params:
+        def report(frac: float, text: str = "") -> None:
+            if ctx.cancelled:
+                raise Cancelled("nobody wants this result any more")
+            ctx.report(frac, text)
+
+        return request.execute(executor, progress=report)
+    return request.execute(executor)
+
+
 @dataclass(frozen=True)
 class Load:
     """The server's heavy-work load (for the sidebar)."""
@@ -113,6 +141,7 @@ class _Job:
     charged: Session | None = None  # the session whose cap this running job counts against
     started: float | None = None
     finished: float | None = None
+    executor: Executor | None = None  # where its shards run (None: the queue's executor)
 
 
 class JobQueue:
@@ -158,8 +187,12 @@ class JobQueue:
             return float(cost()) >= self.threshold
         return bool(getattr(request, "heavy", True))
 
-    def submit(self, request: Request, session: Session, slot: str | None = None) -> JobView:
+    def submit(self, request: Request, session: Session, slot: str | None = None,
+               executor: Executor | str | None = None) -> JobView:
         """Ask for ``request`` on behalf of ``session``; returns at once (light requests: once computed).
+
+        ``executor``: where this job's shards run (``local``, ``ray`` or an executor; default: the queue's). It is
+        not part of the digest: every executor gives the same result, so a job already asked for is joined.
 
         A stored result answers immediately (state done). Otherwise the session joins the job of that digest,
         creating it if needed. ``slot`` names the place on a page the result is for: a new digest in the same
@@ -185,17 +218,18 @@ class JobQueue:
             with self._lock:
                 self.stats["from_store"] += 1
             return JobView(digest, request.kind, DONE, progress=1.0, result=stored)
+        ex = executor if executor is None or isinstance(executor, Executor) else get_executor(executor)
         if not self.is_heavy(request):
             with self._lock:
                 self.stats["inline"] += 1
-            return self._run_inline(request, digest)
+            return self._run_inline(request, digest, ex)
         with self._lock:
             self._check_open()
             job = self._jobs.get(digest)  # another session may have created it meanwhile
             if job is not None and job.state != CANCELLED:
                 self._join_locked(job, session)
                 return self._view(job, session)
-            job = _Job(request, digest, next(self._seq), time.monotonic(), [session])
+            job = _Job(request, digest, next(self._seq), time.monotonic(), [session], executor=ex)
             job.ctx.on_change = self._notify
             self._jobs[digest] = job
             self._queued.append(job)
@@ -307,9 +341,9 @@ class JobQueue:
                 while len(self._recent) > self._keep:
                     self._recent.popitem(last=False)
 
-    def _run_inline(self, request: Request, digest: str) -> JobView:
+    def _run_inline(self, request: Request, digest: str, executor: Executor | None = None) -> JobView:
         try:
-            result = request.execute(self.executor)
+            result = request.execute(executor or self.executor)
         except Exception as exc:  # noqa: BLE001 - the user gets one line, the caller carries on
             return JobView(digest, request.kind, FAILED, error=one_line(exc))
         self._remember(digest, result)
@@ -395,7 +429,7 @@ class JobQueue:
                 if job.ctx.cancelled:
                     raise Cancelled("cancelled before it started")
                 with job_context(job.ctx):
-                    result = job.request.execute(self.executor)
+                    result = _execute(job.request, job.executor or self.executor, job.ctx)
             except Cancelled:
                 with self._lock:
                     if job.sessions and not self._closed:

@@ -47,6 +47,24 @@ def content_digest(kind: str, fields: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+REFERENCE_PIXELS = 28 * 28  # a request's cost is counted in forward passes of an image this size
+
+
+def shape_scale(shape) -> float:
+    """How many 28 x 28 images' worth of values an input of ``shape`` (C x H x W) holds (at least 1/16)."""
+    size = 1
+    for d in shape:
+        size *= int(d)
+    return max(1 / 16, size / REFERENCE_PIXELS)
+
+
+def attack_passes(attack: str, eps: float, steps: int) -> float:
+    """Forward passes of one single-image ``attack`` (its registry spec's cost model)."""
+    from explorer.attacks import AttackConfig, registry
+
+    return float(registry.get(attack).cost(AttackConfig(attack=attack, eps=float(eps), steps=int(steps))))
+
+
 @dataclasses.dataclass(frozen=True)
 class Request:
     """Base of every request (subclasses are frozen dataclasses and set ``kind``)."""

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from explorer.runs.base import Request, content_digest
+from explorer.runs.base import Request, content_digest, shape_scale
 from explorer.runs.executor import Executor
 from explorer.runs.store import default_store, storable
 
@@ -311,6 +311,10 @@ class SmoothedSliceRequest(Request):
             raise ValueError(f"σ must be in (0, 1], got {self.sigma}")
         if not 1 <= int(self.n_samples) <= 256:
             raise ValueError(f"n must be from 1 to 256, got {self.n_samples}")
+
+    def cost(self) -> float:
+        """``n_samples`` noisy forwards at every cell of the plane."""
+        return int(self.resolution) ** 2 * int(self.n_samples) * shape_scale(np.asarray(self.x).shape)
 
     def execute(self, executor: Executor, progress: Any = None) -> SmoothedSlice:
         from explorer.boundaries.slices import evaluate_plane

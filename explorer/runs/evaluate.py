@@ -27,7 +27,7 @@ import numpy as np
 from explorer.evaluation.core import KEEP_EXAMPLES, KEEP_EXAMPLES_PHOTO, AttackSettings, ShardResult
 from explorer.evaluation.data import BUILTIN_SETS, SET_LABELS, SET_PREFIX, EvalSet, fits, load_set
 from explorer.evaluation.results import Evaluation, ModelProbe, TransferResult
-from explorer.runs.base import Request, content_digest
+from explorer.runs.base import Request, attack_passes, content_digest, shape_scale
 from explorer.runs.executor import Executor
 from explorer.runs.store import default_store, storable
 
@@ -251,6 +251,14 @@ class EvaluateRequest(Request):
     probe_n: int = 100
     device: str | None = None
     reuse_smaller_eps: bool = True
+
+    def cost(self) -> float:
+        """Forward passes of a 28 x 28 image's worth: every attack at every ε on every sample and model (an upper
+        bound: reusing smaller-ε adversarials and the probes are not counted)."""
+        r = self.resolved()
+        top = max(r.eps) if r.eps else 0.0
+        per = sum(attack_passes(a, top, r.steps) for a in r.attacks)
+        return per * r.n * len(r.eps) * len(r.models) * shape_scale(_model_shape(r.models[0]))
 
     def resolved(self) -> EvaluateRequest:
         """Defaults filled in (what the digest covers)."""
@@ -530,6 +538,12 @@ class TransferRequest(Request):
     shard_size: int = 0
     rows: int = 0
     device: str | None = None
+
+    def cost(self) -> float:
+        """Each model's white-box attack on ``n`` samples, and every model's forward on every source's batch."""
+        r = self.resolved()
+        m = len(r.models)
+        return (attack_passes(r.attack, r.eps, r.steps) + m) * m * r.n * shape_scale(_model_shape(r.models[0]))
 
     def resolved(self) -> TransferRequest:
         shard = self.shard_size or (PHOTO_SHARD if self.dataset == "photos" else DEFAULT_SHARD)

@@ -46,7 +46,7 @@ from explorer.attacks import (
     sweep,
 )
 from explorer.digest import array_digest
-from explorer.runs.base import Request
+from explorer.runs.base import Request, shape_scale
 from explorer.runs.executor import Executor
 from explorer.runs.rules import softmax
 from explorer.runs.store import storable
@@ -116,12 +116,9 @@ def sweep_work(config: AttackConfig, n: int) -> float:
     return (n + 8) * (spec.cost(config) - 1) + 1
 
 
-REFERENCE_PIXELS = 28 * 28  # a request's cost is counted in forward passes of an image this size
-
-
 def pixel_scale(x: np.ndarray | None) -> float:
     """How many 28 x 28 images' worth of values ``x`` (C x H x W) holds (at least 1/16)."""
-    return max(1 / 16, (0 if x is None else np.asarray(x).size) / REFERENCE_PIXELS)
+    return 1 / 16 if x is None else shape_scale(np.asarray(x).shape)
 
 
 def attack_work(config: AttackConfig) -> float:
@@ -341,6 +338,12 @@ class SliceRequest(Request):
         if self.delta is not None and self.adversarial is not None:
             raise ValueError("give a slice either its PGD adversarial or its perturbation, not both")
 
+    def cost(self) -> float:
+        """The plane's resolution² forwards, plus the PGD marker when it is computed here."""
+        c = self.config
+        marker = 0 if (self.delta is not None or self.adversarial is not None) else c.pgd_steps * 2
+        return (int(c.resolution) ** 2 + marker) * pixel_scale(self.x)
+
     def execute(self, executor: Executor, progress: ProgressFn | None = None):
         from explorer.boundaries.slices import compute_slice
 
@@ -378,6 +381,10 @@ class ProfileRequest(Request):
             raise ValueError("a profile needs an image")
         if self.n < 2 or not self.extent > 0:
             raise ValueError("a profile needs at least 2 points and an extent above 0")
+
+    def cost(self) -> float:
+        """Two lines of ``n`` points and one gradient."""
+        return (2 * int(self.n) + 2) * pixel_scale(self.x)
 
     def execute(self, executor: Executor, progress: ProgressFn | None = None):
         from explorer.boundaries.slices import linearity_profile

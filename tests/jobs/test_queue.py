@@ -181,3 +181,48 @@ def test_two_heavy_jobs_run_at_once_on_two_workers(make_queue):
     assert q.wait(a.digest, 10).state == DONE and q.wait(b.digest, 10).state == DONE
     assert q.status(a.digest, "A").state == DONE
     assert CANCELLED not in (q.status(a.digest).state,)
+
+
+def _digits_sweep(steps: int = 200, seed: int = 0):
+    from explorer.attacks import AttackConfig
+    from explorer.images import load_sample, to_model_input
+    from explorer.models import get_spec
+    from explorer.runs.requests import SweepRequest
+
+    img = load_sample("digits:3")
+    x = to_model_input(img, get_spec("digits-cnn").input_shape)
+    return SweepRequest("digits-cnn", "digits:3", int(img.label), AttackConfig("pgd", eps=0.3, steps=steps, seed=seed),
+                        tuple(float(e) for e in np.linspace(0, 0.5, 64)), None, x)
+
+
+def test_a_real_sweep_reports_progress_and_stops_when_nobody_wants_it(make_queue):
+    """The run layer's own requests (not test doubles) feed the job's progress and stop within a batch."""
+    q = make_queue(workers=1)
+    v = q.submit(_digits_sweep(seed=11), "A")
+    assert until(lambda: (q.status(v.digest) or v).progress > 0.0, timeout=30)
+    running = q.status(v.digest)
+    assert running.state == RUNNING and 0 < running.progress < 1
+    q.release(v.digest, "A")
+    assert until(lambda: q.status(v.digest) is None, timeout=30)
+    assert q.stats["cancelled"] == 1 and q.stats["ran"] == 0  # stopped mid-sweep, not run to the end
+    # the worker carries on: the same sweep asked again runs to the end
+    again = q.submit(_digits_sweep(seed=11), "B")
+    done = q.wait(again.digest, timeout=60, session="B")
+    assert done.state == DONE and done.result.flip_eps is not None
+
+
+def test_a_dataset_evaluation_reports_its_parts_and_stops_between_them(make_queue):
+    import time as _time
+
+    from explorer.runs.evaluate import EvaluateRequest
+
+    q = make_queue(workers=1)
+    req = EvaluateRequest(models=("digits-softmax",), attacks=("pgd",), n=360, shard_size=30, steps=50,
+                          seed=int(_time.time()) % 100_000, probe=False)  # a fresh seed: no stored shards
+    v = q.submit(req, "A", executor="local")
+    assert until(lambda: (q.status(v.digest) or v).progress > 0.0, timeout=60)
+    running = q.status(v.digest)
+    assert running.state == RUNNING and " of 12 parts" in running.text
+    q.release(v.digest, "A")
+    assert until(lambda: q.status(v.digest) is None, timeout=60)
+    assert q.stats["cancelled"] == 1 and q.stats["ran"] == 0

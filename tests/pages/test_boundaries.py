@@ -2,6 +2,7 @@
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,16 @@ def open_page(**params) -> AppTest:
     for k, v in params.items():
         at.query_params[k] = v
     return at.run()
+
+
+def wait_for_jobs(timeout: float = 120.0) -> None:
+    """Until the server's queue has nothing waiting or running (the page's status box would then rerun it)."""
+    from explorer.jobs import job_queue
+
+    q = job_queue()
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not all(j.finished is not None for j in list(q._jobs.values())):
+        time.sleep(0.05)
 
 
 def figures(at: AppTest) -> list[go.Figure]:
@@ -164,6 +175,12 @@ def test_torchvision_model_with_a_fabricated_checkpoint_renders_a_small_slice(tm
     at = open_page(model="resnet18", tab=SLICES, slice_res="11")
     assert not at.exception and not at.error
     assert at.slider(key="slice_eps_photo").value == 4.0  # photo models show ε in /255
+    # a photo model's slice (11² images of 224 px) is heavy: a job on the server's queue, its status box first
+    assert not figures(at) and "Slice of 11×11 images" in " ".join(str(p.proto.text) for p in at.get("progress"))
+    for _ in range(3):  # the slice, then the profile, each a job of its own
+        wait_for_jobs()
+        at.run()
+    assert not at.exception and not at.error
     sl, prof = figures(at)
     heat = trace(sl, "classes")
     xs = array(heat.x)

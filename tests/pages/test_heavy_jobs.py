@@ -102,3 +102,40 @@ def test_gradient_maps_attributions_go_through_the_queue(heavy_queue):
     assert "attribution" in {j.request.kind for j in heavy_queue._jobs.values()}
     keys = {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
     assert "gm_grid" in keys
+
+
+def test_image_slices_and_profiles_go_through_the_queue(heavy_queue):
+    at = run_page("pages/boundaries.py", tab="Slices through image space", slice_res="11")
+    assert not at.exception
+    assert "Slice of 11×11 images" in progress_texts(at) or heavy_queue.stats["ran"] >= 1
+    for _ in range(3):  # the slice, then the profile
+        wait_idle(heavy_queue)
+        at.run()
+    assert not at.exception and not at.error
+    assert {"slice", "profile"} <= {j.request.kind for j in heavy_queue._jobs.values()}
+    assert len(at.get("plotly_chart")) >= 2
+
+
+def test_lab_evaluations_and_transfer_matrices_go_through_the_queue(heavy_queue):
+    at = run_page("pages/robustness_lab.py", models="digits-softmax,digits-mlp", attacks="fgsm", n="40")
+    assert not at.exception
+    assert "Attacking 40 images" in progress_texts(at) or heavy_queue.stats["ran"] >= 1
+    for _ in range(3):  # the evaluation, then the transfer matrix
+        wait_idle(heavy_queue)
+        at.run()
+    assert not at.exception and not at.error
+    assert {"evaluate", "transfer"} <= {j.request.kind for j in heavy_queue._jobs.values()}
+    keys = {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    assert {"curves", "matrix"} <= keys
+
+
+def test_a_lab_evaluation_is_light_on_a_few_digits_and_heavy_on_the_whole_set():
+    from explorer.config import get_settings
+    from explorer.runs.evaluate import EvaluateRequest, TransferRequest
+
+    threshold = get_settings().job_threshold
+    three = ("digits-cnn", "digits-mlp", "digits-softmax")
+    assert EvaluateRequest(models=three, n=60).cost() < threshold  # the lab's first look runs inline
+    assert EvaluateRequest(models=three, n=360).cost() > threshold  # the whole held-out set is a job
+    assert EvaluateRequest(models=("mnist-cnn",), dataset="mnist", n=2000).cost() > 20 * threshold
+    assert TransferRequest(models=three, n=360).cost() < EvaluateRequest(models=three, n=360).cost()

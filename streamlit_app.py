@@ -44,6 +44,10 @@ def report(exc: BaseException, where: str) -> str:
 
 page = st.navigation(PAGES)
 try:
+    # a follower of a presenter's room: open the presenter's view now if it moved (the page below does not run)
+    from explorer.teaching import follow_early
+
+    follow_early()
     page.run()
 except Exception as exc:  # noqa: BLE001 - st.stop / st.rerun are BaseExceptions and pass through
     report(exc, page.title)

@@ -5,9 +5,12 @@ Called once per run from ``explorer.state.sidebar()`` (``teaching.on_every_page(
 * the **lesson bar** while ``lesson=NAME&step=k`` is in the URL: previous / next, "step k of n", the step's text,
   its offline note, and its question with an anonymous answer (sent to the room when following one);
 * ``hidden(control)``: whether the URL's ``hide=`` hides a control (TensorFlow Playground's ``hide=``);
-* **following a room** (``room=CODE`` in the URL): a fragment polls the room store every ``FOLLOW_POLL_S`` (0.5 s) and switches the
-  page and its parameters when the presenter's view version moves; "Break away" stops following, "Rejoin" goes
-  back to the presenter's current view; a presenter who went silent leaves the view as it is, with a notice;
+* **following a room** (``room=CODE`` in the URL): before each page runs, ``follow_early`` (called by the entry
+  point) opens the presenter's view if it moved; one watcher thread per server reads each followed room every
+  ``WATCH_S`` (0.1 s) and reruns the sessions whose room moved, so idle followers cost nothing (without the
+  runtime's sessions, e.g. in AppTest, the follower box polls every ``FOLLOW_POLL_S`` instead). "Break away" stops
+  following, "Rejoin" goes back to the presenter's current view; a presenter who went silent leaves the view as
+  it is, with a notice;
 * **presenting**: a session that started a room (``pages/presenter.py``) pushes the view it is on, by a click or
   automatically on every page it opens, and keeps the room's heartbeat.
 
@@ -17,6 +20,8 @@ Room and lesson problems are one line, never a traceback.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -26,6 +31,7 @@ from explorer.rooms import Question, RoomError, RoomNotFound, ViewState, normali
 
 FOLLOW_KEY = "_room_follow"  # session: {"code", "version", "away"}
 PRESENT_KEY = "_room_present"  # session: {"code", "key", "auto", "pushed"}
+ROOM_ERROR_KEY = "_room_error"  # session: a one-line problem with the room of the URL, shown in the sidebar
 PARTICIPANT_KEY = "_room_participant"  # session: this browser's anonymous answer token
 LAST_VIEW_KEY = "_last_view"  # session: (page, params) of the last page outside the presenter page
 NOT_FOLLOWED = ("presenter", "lessons")  # pages a room never pushes (the teacher's own controls)
@@ -199,6 +205,9 @@ def join(code: str) -> str:
 
 def leave() -> None:
     st.session_state.pop(FOLLOW_KEY, None)
+    sid = _session_id()
+    if sid:
+        room_watcher().unwatch(sid)
     if "room" in st.query_params:
         del st.query_params["room"]
 
@@ -207,18 +216,186 @@ def _apply(code: str, view: ViewState) -> None:
     open_view(view.page, dict(view.params, room=code))
 
 
-FOLLOW_POLL_S = 0.5  # a follower's poll of the room: a pushed view shows within this plus one page run
+WATCH_S = 0.1  # the room watcher's read of each followed room: one store read per room, not per follower
+FOLLOW_POLL_S = 0.5  # without the runtime's sessions (AppTest): the follower box polls the room itself
 
 
-@st.fragment(run_every=FOLLOW_POLL_S)
-def _follow_fragment() -> None:
+def _rerun_session(sid: str) -> bool:
+    """Rerun browser session ``sid`` as it stands (its last URL, page and widget values), the way Streamlit's
+    own "run on save" does; False when the session is gone or this Streamlit lacks the internals."""
+    try:
+        from streamlit.proto.ClientState_pb2 import ClientState
+        from streamlit.runtime import Runtime
+
+        if not Runtime.exists():
+            return False
+        info = Runtime.instance()._session_mgr.get_active_session_info(sid)
+        if info is None:
+            return False
+        session = info.session
+        state = ClientState()
+        state.CopyFrom(session._client_state)
+        state.fragment_id = ""
+        state.is_auto_rerun = False
+        session._event_loop.call_soon_threadsafe(session.request_rerun, state)
+        return True
+    except Exception:  # noqa: BLE001 - a Streamlit internal moved: the follower box falls back to polling
+        return False
+
+
+def can_push() -> bool:
+    """Whether this server can rerun a follower's session when its room moves (a real ``streamlit run``)."""
+    try:
+        from streamlit.runtime import Runtime
+
+        return Runtime.exists() and hasattr(Runtime.instance(), "_session_mgr")
+    except Exception:  # noqa: BLE001
+        return False
+
+
+class RoomWatcher:
+    """One thread per server process that reads each followed room every ``WATCH_S`` seconds and reruns the
+    sessions whose room moved (new view, presenter gone or back, room ended).
+
+    Followers cost nothing while the teacher talks: no per-follower polling runs (thirty 0.5 s polls were 60
+    script runs a second on a 2-core server). ``rerun`` is injectable for tests."""
+
+    def __init__(self, rerun=_rerun_session, every: float = WATCH_S) -> None:
+        self._rerun = rerun
+        self._every = every
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[str, tuple]] = {}  # session id -> (room code, the room state it last saw)
+        self._thread: threading.Thread | None = None
+
+    def watch(self, sid: str, code: str, seen: tuple) -> None:
+        with self._lock:
+            self._seen[sid] = (code, seen)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="explorer-room-watcher", daemon=True)
+                self._thread.start()
+
+    def unwatch(self, sid: str) -> None:
+        with self._lock:
+            self._seen.pop(sid, None)
+
+    def watching(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def tick(self) -> int:
+        """One pass: read each room once, rerun the sessions that saw something else. Returns the reruns."""
+        with self._lock:
+            items = dict(self._seen)
+        states: dict[str, tuple] = {}
+        for code in {c for c, _ in items.values()}:
+            try:
+                states[code] = room_state(room_store().follow(code))
+            except RoomNotFound:
+                states[code] = ("ended",)
+            except Exception:  # noqa: BLE001 - the store is unreachable for a moment: try again next tick
+                continue
+        reruns = 0
+        for sid, (code, seen) in items.items():
+            now = states.get(code)
+            if now is None or now == seen:
+                continue
+            with self._lock:
+                if self._seen.get(sid) != (code, seen):
+                    continue  # the session ran meanwhile and saw the new state itself
+                self._seen[sid] = (code, now)
+            if self._rerun(sid):
+                reruns += 1
+            else:
+                self.unwatch(sid)  # the tab is gone
+        return reruns
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self._every)
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the watcher must never die
+                pass
+
+
+def room_state(f) -> tuple:
+    """What a follower's screen depends on: the view's version and whether the presenter is there."""
+    return (f.version, bool(f.presenter_online))
+
+
+_watcher: RoomWatcher | None = None
+_watcher_lock = threading.Lock()
+
+
+def room_watcher() -> RoomWatcher:
+    global _watcher
+    with _watcher_lock:
+        if _watcher is None:
+            _watcher = RoomWatcher()
+        return _watcher
+
+
+def _session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return None if ctx is None else str(ctx.session_id)
+
+
+def follow_early() -> None:
+    """Called by the entry point before the page runs: join the room of ``room=CODE``, and open the presenter's
+    view when it moved since this session last saw it (``st.switch_page``: the page that was about to run does
+    not). Registers the session with the room watcher, which reruns it when the room moves again."""
+    code = st.query_params.get("room")
+    present = st.session_state.get(PRESENT_KEY)
+    if code and not present:
+        follow = st.session_state.get(FOLLOW_KEY)
+        if not follow or follow["code"] != "".join(code.split()).upper():
+            try:
+                join(code)
+            except RoomError as exc:
+                st.session_state[ROOM_ERROR_KEY] = " ".join(str(exc).split())
+                return
+    st.session_state.pop(ROOM_ERROR_KEY, None)
+    _check_room(apply=True)
+
+
+def _check_room(apply: bool) -> None:
     follow = st.session_state.get(FOLLOW_KEY)
     if not follow:
         return
     code = follow["code"]
+    sid = _session_id()
     try:
         f = room_store().follow(code)
     except RoomNotFound:
+        follow["ended"] = True
+        if sid:
+            room_watcher().unwatch(sid)
+        return
+    except RoomError:
+        return
+    follow["ended"] = False
+    follow["online"] = bool(f.presenter_online)
+    if follow.get("away"):
+        if sid:
+            room_watcher().unwatch(sid)
+        return
+    if sid and can_push():
+        room_watcher().watch(sid, code, room_state(f))
+    if apply and f.view is not None and f.version != follow["version"]:
+        follow["version"] = f.version
+        view_now = current_view()
+        if view_now.page != f.view.page or view_now.params != f.view.params:
+            _apply(code, f.view)
+
+
+def _follow_box() -> None:
+    follow = st.session_state.get(FOLLOW_KEY)
+    if not follow:
+        return
+    code = follow["code"]
+    if follow.get("ended"):
         st.warning(f"Room {code} has ended: you keep your view.", icon=":material/cast:")
         if st.button("Stop following", key="room_stop_ended"):
             leave()
@@ -230,39 +407,47 @@ def _follow_fragment() -> None:
             if st.button("Rejoin", key="room_rejoin", icon=":material/cast:", type="primary"):
                 follow["away"] = False
                 follow["version"] = -1
+                try:
+                    f = room_store().follow(code)
+                except RoomError as exc:
+                    st.error(" ".join(str(exc).split()))
+                    return
                 if f.view is not None:
                     follow["version"] = f.version
                     _apply(code, f.view)
                 st.rerun(scope="app")
             return
         st.caption(f":material/cast: Following room **{code}**")
-        if not f.presenter_online:
+        if not follow.get("online", True):
             st.warning("The presenter disconnected: you keep your view.", icon=":material/cast_connected:")
         if st.button("Break away", key="room_break", icon=":material/explore:"):
             follow["away"] = True
+            sid = _session_id()
+            if sid:
+                room_watcher().unwatch(sid)
             st.rerun(scope="app")
-    if f.view is not None and f.version != follow["version"]:
-        follow["version"] = f.version
-        view_now = current_view()
-        if view_now.page != f.view.page or view_now.params != f.view.params:
-            _apply(code, f.view)
+
+
+@st.fragment(run_every=FOLLOW_POLL_S)
+def _follow_polling() -> None:
+    """The follower box for a server that cannot push (no runtime sessions): it polls the room itself."""
+    _check_room(apply=True)
+    _follow_box()
 
 
 def follow_room() -> None:
-    """Follow the room of ``room=CODE`` (or the one this session joined) live; present, if this session leads one."""
-    code = st.query_params.get("room")
+    """The follower's box in the sidebar (following, break away / rejoin, presenter gone, room ended), and the
+    presenter's own box when this session leads a room."""
+    error = st.session_state.pop(ROOM_ERROR_KEY, None)
+    if error:
+        st.sidebar.error(error, icon=":material/cast:")
     present = st.session_state.get(PRESENT_KEY)
-    if code and not present:
-        follow = st.session_state.get(FOLLOW_KEY)
-        if not follow or follow["code"] != "".join(code.split()).upper():
-            try:
-                join(code)
-            except RoomError as exc:
-                st.sidebar.error(" ".join(str(exc).split()), icon=":material/cast:")
-                return
-    if st.session_state.get(FOLLOW_KEY):
+    if st.session_state.get(FOLLOW_KEY) and not present:
         with st.sidebar:
-            _follow_fragment()
+            if can_push():
+                _follow_box()
+            else:
+                _follow_polling()
     if present:
         _presenter_sidebar(present)
 

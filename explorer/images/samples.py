@@ -224,6 +224,21 @@ def load_sample(sample_id: str) -> LoadedImage:
     return _load_mnist(str(_mnist_folder()), i)
 
 
+def sample_available(sample_id: str) -> bool:
+    """Whether ``load_sample(sample_id)`` would find its image on this machine (a cheap check: the photo's file,
+    MNIST's folder; an unknown id is not available)."""
+    try:
+        kind, key = parse_sample_id(sample_id)
+    except SampleNotFound:
+        return False
+    if kind == "photo":
+        photo = _PHOTO_BY_KEY.get(key)
+        return photo is not None and _photo_path(photo) is not None
+    if kind == "mnist":
+        return _mnist_folder() is not None
+    return True
+
+
 @functools.lru_cache(maxsize=16)
 def _load_photo(key: str) -> LoadedImage:
     from explorer.images.decode import decode_image

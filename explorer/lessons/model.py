@@ -328,14 +328,24 @@ def _model_ok(model_id: str) -> bool:
         return False
 
 
-def resolve_step(lesson: Lesson, k: int, available=_model_ok) -> ResolvedStep:
+def _image_ok(sample_id: str) -> bool:
+    from explorer.images.samples import sample_available
+
+    return sample_available(sample_id)
+
+
+def resolve_step(lesson: Lesson, k: int, available=_model_ok, image_available=_image_ok) -> ResolvedStep:
     """Step ``k`` (from 1) for this machine: its own parameters, or its offline fallback (with the note) when
-    the model it names is not available here (``available(model_id)``, default: weights present or trainable)."""
+    the model it names is not available here (``available(model_id)``, default: weights present or trainable)
+    or its image is not (``image_available(sample_id)``: MNIST's folder or a photo package missing, even where
+    the model's weights were kept)."""
     step = lesson.step(k)
     params = step.param_dict
     note = None
     model = params.get("model")
-    if step.offline is not None and model is not None and not available(model):
+    image = params.get("image")
+    missing = (model is not None and not available(model)) or (image is not None and not image_available(image))
+    if step.offline is not None and missing:
         params = {**params, **dict(step.offline.params)}
         note = step.offline.note
     return ResolvedStep(lesson.name, k, len(lesson.steps), step, step.page, params, note)

@@ -62,7 +62,8 @@ def test_a_lesson_step_link_runs_offline_and_nothing_leaves_the_machine(app_serv
 
 
 def test_a_student_follows_the_teachers_pushed_step_live(app_server, browser, page, wait_for_app):
-    """Two real browser sessions: the student's page moves when the teacher shows a step (fragment poll, 1 s)."""
+    """Two real browser sessions: the student's page moves when the teacher shows a step, and again at the next
+    step (the server pushes it: the room watcher reruns the student's session)."""
     page.goto(f"{app_server}/presenter")
     wait_for_app(page, charts=False)
     page.get_by_role("button", name="Start a room").click()
@@ -73,10 +74,18 @@ def test_a_student_follows_the_teachers_pushed_step_live(app_server, browser, pa
     try:
         student.goto(f"{app_server}/?room={code}")
         student.get_by_text(f"Following room {code}").wait_for(timeout=90_000)
+        wait_for_app(student, charts=False)
         page.get_by_role("button", name="Show this step to the class").click()
         student.wait_for_url(lambda url: "/boundaries" in url and "lesson=boundary-up-close" in url, timeout=30_000)
         student.locator(".st-key-lesson_bar").get_by_text("step 1 of 4", exact=False).wait_for(timeout=60_000)
         assert f"room={code}" in student.url
+        # the next step follows too
+        wait_for_app(page, charts=False)
+        page.get_by_label("Step", exact=True).fill("2")
+        page.get_by_label("Step", exact=True).press("Enter")
+        wait_for_app(page, charts=False)
+        page.get_by_role("button", name="Show this step to the class").click()
+        student.locator(".st-key-lesson_bar").get_by_text("step 2 of 4", exact=False).wait_for(timeout=60_000)
     finally:
         student.context.close()
 

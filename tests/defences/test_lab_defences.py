@@ -13,6 +13,7 @@ import explorer.runs.store as store_mod
 from explorer.defences.evaluate import HIDDEN_NOT_ROBUST
 from explorer.runs import run
 from explorer.runs.defences import ThreeWayEvaluation, ThreeWayRequest
+from tests.queue_helpers import settle
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 PAGE = "pages/robustness_lab.py"
@@ -62,7 +63,7 @@ def test_three_way_request_columns_and_resume(fresh_store):
 
 
 def test_lab_shows_three_columns_the_check_and_how_to_get_the_blog_table(fresh_store):
-    at = run_page(dataset="digits", models=f"digits-lenet,{ENS}", attacks="fgsm", n="40")
+    at = settle(run_page(dataset="digits", models=f"digits-lenet,{ENS}", attacks="fgsm", n="40"))
     assert not at.exception, at.exception
     assert any(s.value == "Defences, evaluated honestly" for s in at.subheader)
     assert any(c.proto.id.endswith(f"three_way_{ENS}") for c in at.get("plotly_chart"))

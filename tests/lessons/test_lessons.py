@@ -44,6 +44,16 @@ def test_the_photo_lesson_falls_back_to_digits_offline_with_a_note():
     assert offline.params["attack"] == "pgd"  # the rest of the step is kept
 
 
+def test_a_step_falls_back_when_its_image_is_missing_even_if_the_model_weights_were_kept():
+    lesson = load_lesson("linearity")
+    k = next(i for i in range(1, len(lesson.steps) + 1)
+             if str(lesson.step(i).param_dict.get("image", "")).startswith("mnist"))
+    kept = resolve_step(lesson, k, available=lambda m: True, image_available=lambda s: True)
+    assert kept.params["image"].startswith("mnist") and kept.note is None
+    gone = resolve_step(lesson, k, available=lambda m: True, image_available=lambda s: not s.startswith("mnist"))
+    assert gone.params["image"].startswith("digits") and gone.params["model"].startswith("digits") and gone.note
+
+
 def test_a_step_becomes_a_link_with_lesson_step_and_hide():
     lesson = load_lesson("panda-vulture")
     r = resolve_step(lesson, 1, available=lambda m: True)

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from explorer.boundaries import DATASETS
 from explorer.images import load_sample, to_model_input
 from explorer.models import get_spec, load_model
 from explorer.models.imagenet import save_random_checkpoint
+from tests.queue_helpers import settle
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 SLICES = "Slices through image space"
@@ -26,16 +26,6 @@ def open_page(**params) -> AppTest:
     for k, v in params.items():
         at.query_params[k] = v
     return at.run()
-
-
-def wait_for_jobs(timeout: float = 120.0) -> None:
-    """Until the server's queue has nothing waiting or running (the page's status box would then rerun it)."""
-    from explorer.jobs import job_queue
-
-    q = job_queue()
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not all(j.finished is not None for j in list(q._jobs.values())):
-        time.sleep(0.05)
 
 
 def figures(at: AppTest) -> list[go.Figure]:
@@ -177,9 +167,7 @@ def test_torchvision_model_with_a_fabricated_checkpoint_renders_a_small_slice(tm
     assert at.slider(key="slice_eps_photo").value == 4.0  # photo models show ε in /255
     # a photo model's slice (11² images of 224 px) is heavy: a job on the server's queue, its status box first
     assert not figures(at) and "Slice of 11×11 images" in " ".join(str(p.proto.text) for p in at.get("progress"))
-    for _ in range(3):  # the slice, then the profile, each a job of its own
-        wait_for_jobs()
-        at.run()
+    settle(at)  # the slice, then the profile, each a job of its own
     assert not at.exception and not at.error
     sl, prof = figures(at)
     heat = trace(sl, "classes")
